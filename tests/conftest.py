@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.testenv import TEST_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["tests.cloud_targets"]
@@ -22,7 +24,7 @@ def free_port() -> int:
 def clean_env(**overrides: str) -> dict[str, str]:
     """An environment for a child Django process: no .env file, nothing from the test settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OS_"))}
-    for key in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SECURE_HTTPS", "DATABASE_URL"):
+    for key in (*TEST_ENV, "DATABASE_URL"):
         env.pop(key, None)
     env["READ_DOT_ENV"] = "false"
     env["DJANGO_SETTINGS_MODULE"] = "codesquare.settings"
