@@ -63,13 +63,121 @@ def devcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         running.stop()
 
 
+def _start_real_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudTarget]:
+    """A real Keystone or a full real cloud, through tests/realcloud.
+
+    With CODESQUARE_REALCLOUD_DIR naming a directory where `python -m tests.realcloud up`
+    already runs a cloud, that one is used and left running (CI brings it up once for several
+    sessions); otherwise this session brings one up and takes it down at the end.
+    """
+    from tests.realcloud import cloud
+
+    mode = "keystone" if TARGET == "keystone" else "full"
+    shared = os.environ.get("CODESQUARE_REALCLOUD_DIR")
+    owned = True
+    if shared and (Path(shared) / "state.json").is_file():
+        healthy, lines = cloud.status(Path(shared))
+        running = cloud.load(Path(shared))
+        if not healthy:
+            raise pytest.UsageError(
+                f"the real cloud in {shared} is not healthy:\n" + "\n".join(lines)
+            )
+        if not SERVICES_BY_TARGET[TARGET] <= running.services:
+            raise pytest.UsageError(
+                f"CODESQUARE_TEST_CLOUD={TARGET} needs a {mode} cloud; "
+                f"{shared} runs a {running.mode} one"
+            )
+        owned = False
+    else:
+        where = Path(shared) if shared else tmp_path_factory.mktemp("realcloud")
+        running = cloud.up(where, mode)
+    try:
+        yield CloudTarget(
+            kind=TARGET,
+            clouds_yaml=running.clouds_yaml,
+            cloud_name=running.cloud_name,
+            auth_url=running.auth_url,
+            admin_password=running.admin_password,
+            services=SERVICES_BY_TARGET[TARGET],
+            extra={"realcloud": running},
+        )
+    finally:
+        if owned:
+            cloud.down(running.dir)
+
+
 @pytest.fixture(scope="session")
 def cloud_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudTarget]:
     """The cloud named by CODESQUARE_TEST_CLOUD, started once per test session."""
     if TARGET == "devcloud":
         yield from _start_devcloud_target(tmp_path_factory)
+    elif TARGET in ("keystone", "realcloud"):
+        yield from _start_real_target(tmp_path_factory)
     else:
         raise pytest.UsageError(
             f"CODESQUARE_TEST_CLOUD={TARGET!r} is not a known target "
             "(devcloud, keystone, realcloud)"
         )
+
+
+# Selection: a test says which services it needs with @pytest.mark.needs("compute", ...).
+# Against a real target only tests that talk to `cloud_target` are collected, and of those only
+# the ones whose services the target has; a test using `cloud_target` without the marker is
+# taken to need every service. So a compute test never "passes" against a Keystone-only cloud:
+# it is deselected, and the collection report says so.
+_ALL_SERVICES = frozenset({"identity", "compute", "network", "image"})
+SERVICES_BY_TARGET: dict[str, frozenset[str]] = {
+    "devcloud": _ALL_SERVICES,
+    "keystone": frozenset({"identity"}),
+    "realcloud": _ALL_SERVICES,
+}
+_DESELECTED = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(*services): the cloud services the test uses (identity, compute, network, "
+        "image); tests whose services the CODESQUARE_TEST_CLOUD target lacks are deselected",
+    )
+
+
+def needed_services(item: pytest.Item) -> frozenset[str]:
+    marker = item.get_closest_marker("needs")
+    if marker is None:
+        return _ALL_SERVICES
+    unknown = set(marker.args) - _ALL_SERVICES
+    if unknown:
+        raise pytest.UsageError(f"{item.nodeid}: unknown service(s) in needs(): {unknown}")
+    return frozenset(marker.args)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TARGET == "devcloud" or TARGET not in SERVICES_BY_TARGET:
+        return
+    offered = SERVICES_BY_TARGET[TARGET]
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    counts = {"not a cloud test": 0, "needs a service the target lacks": 0}
+    for item in items:
+        if "cloud_target" not in getattr(item, "fixturenames", ()):
+            counts["not a cloud test"] += 1
+            dropped.append(item)
+        elif not needed_services(item) <= offered:
+            counts["needs a service the target lacks"] += 1
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    config.stash[_DESELECTED] = counts
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    counts = config.stash.get(_DESELECTED, None)
+    if counts is None:
+        return []
+    offered = ", ".join(sorted(SERVICES_BY_TARGET[TARGET]))
+    parts = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
+    return [f"cloud target {TARGET} ({offered}): deselected {parts or 'nothing'}"]
