@@ -1,0 +1,484 @@
+"""HTTP for the client: keystoneauth session, token sharing, retries, errors, logging, paging.
+
+keystoneauth1 authenticates (password or application credential), keeps the token until
+shortly before it expires and holds the catalog. This module adds what a portal with several
+worker processes needs on top: the auth state shared through a ``TokenCache`` so workers do not
+each log in, exactly one re-authentication on a 401 (after first adopting a token another worker
+already fetched), retries for idempotent calls only, one log line per request, and the typed
+errors of ``portal.openstack.errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+from keystoneauth1.identity.base import BaseIdentityPlugin
+
+from portal.openstack.config import APPLICATION_CREDENTIAL, CloudConfig
+from portal.openstack.errors import (
+    ConfigurationError,
+    EndpointNotFound,
+    NotFound,
+    OpenStackError,
+    Timeout,
+    Unavailable,
+    error_from_response,
+    request_id_of,
+)
+from portal.openstack.tokencache import MemoryTokenCache, TokenCache
+from portal.openstack.types import Microversion
+
+log = logging.getLogger("portal.openstack")
+http_log = logging.getLogger("portal.openstack.http")
+
+# keystoneauth refreshes a token with less than this many seconds left; cached states follow suit.
+MIN_TOKEN_LIFE = BaseIdentityPlugin.MIN_TOKEN_LIFE_SECONDS
+RETRY_STATUSES = frozenset({502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+# The newest compute microversion whose bodies this package has been checked against. 2.47 embeds
+# the flavor in a server; beyond 2.90 nothing the portal reads changes, and newer versions
+# restrict query strings further.
+COMPUTE_MAX_MICROVERSION = Microversion(2, 90)
+COMPUTE_WANTED_MICROVERSION = Microversion(2, 47)
+MAX_PAGES = 100_000
+_VERSION_SEGMENT = re.compile(r"^v\d+(\.\d+)?$")
+_DEFAULT_VERSION_SUFFIX = {
+    "identity": "/v3",
+    "compute": "/v2.1",
+    "network": "/v2.0",
+    "image": "/v2",
+}
+
+
+def normalise_endpoint(service: str, url: str) -> str:
+    """The versioned API root for a catalog URL (devstack registers some of them unversioned)."""
+    url = url.rstrip("/")
+    segments = urlsplit(url).path.split("/")
+    if any(_VERSION_SEGMENT.match(segment) for segment in segments):
+        return url
+    return url + _DEFAULT_VERSION_SUFFIX.get(service, "")
+
+
+def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """One line per HTTP exchange, the auth calls included; never headers or bodies."""
+    request = response.request
+    split = urlsplit(str(request.url))
+    path = split.path + (f"?{split.query}" if split.query else "")
+    level = logging.WARNING if response.status_code >= 500 else logging.INFO
+    http_log.log(
+        level,
+        "%s %s %s %.3fs %s",
+        request.method,
+        path,
+        response.status_code,
+        response.elapsed.total_seconds(),
+        request_id_of(response) or "-",
+    )
+
+
+def build_requests_session() -> requests.Session:
+    session = requests.Session()
+    session.hooks["response"].append(_log_response)
+    return session
+
+
+def build_auth_plugin(config: CloudConfig, *, project_id: str | None = None) -> BaseIdentityPlugin:
+    """A keystoneauth plugin for the config, or for the same user scoped to ``project_id``."""
+    auth_url = normalise_endpoint("identity", config.auth_url)
+    if config.auth_type == APPLICATION_CREDENTIAL:
+        if project_id is not None:
+            raise ConfigurationError(
+                "an application credential is bound to one project; it cannot be re-scoped "
+                "(use password auth for a portal that acts in soldier projects)"
+            )
+        return v3.ApplicationCredential(
+            auth_url=auth_url,
+            application_credential_id=config.application_credential_id,
+            application_credential_name=config.application_credential_name,
+            application_credential_secret=config.application_credential_secret or "",
+            username=config.username,
+            user_id=config.user_id,
+            user_domain_id=config.user_domain_id,
+            user_domain_name=config.user_domain_name,
+        )
+    scope: dict[str, Any]
+    if project_id is not None:
+        scope = {"project_id": project_id}
+    else:
+        scope = {
+            "project_id": config.project_id,
+            "project_name": config.project_name,
+            "project_domain_id": config.project_domain_id,
+            "project_domain_name": config.project_domain_name,
+        }
+    return v3.Password(
+        auth_url=auth_url,
+        username=config.username,
+        user_id=config.user_id,
+        password=config.password or "",
+        user_domain_id=config.user_domain_id,
+        user_domain_name=config.user_domain_name,
+        **scope,
+    )
+
+
+def map_keystoneauth_error(exc: Exception, method: str, url: str) -> OpenStackError:
+    """Our error for an exception keystoneauth raised (auth calls, transport failures)."""
+    if isinstance(exc, ks_exc.HttpError):
+        response = getattr(exc, "response", None)
+        if response is not None:
+            return error_from_response(response, method)
+        return OpenStackError(str(exc), status=exc.http_status, method=method, url=url)
+    if isinstance(exc, ks_exc.ConnectTimeout):
+        return Timeout(f"no answer in time from {url}", method=method, url=url)
+    if isinstance(exc, ks_exc.ConnectionError):
+        return Unavailable(f"cannot reach {url}: {type(exc).__name__}", method=method, url=url)
+    if isinstance(exc, ks_exc.EndpointNotFound):
+        return EndpointNotFound(str(exc), method=method, url=url)
+    return OpenStackError(f"{type(exc).__name__}: {exc}", method=method, url=url)
+
+
+class Shared:
+    """What every scope of one client shares: settings, connection pool, token cache."""
+
+    def __init__(self, config: CloudConfig, token_cache: TokenCache | None = None) -> None:
+        self.config = config
+        self.requests_session = build_requests_session()
+        self.token_cache: TokenCache = token_cache or MemoryTokenCache()
+        self.lock = threading.Lock()
+        self.compute_versions: dict[str, Microversion | None] = {}
+        self.sleep: Callable[[float], None] = time.sleep
+        self.monotonic: Callable[[], float] = time.monotonic
+
+
+class Transport:
+    """Requests for one token scope."""
+
+    def __init__(self, shared: Shared, plugin: BaseIdentityPlugin, scope: str) -> None:
+        self.shared = shared
+        self.config = shared.config
+        self.plugin = plugin
+        self.scope = scope
+        self.session = ks_session.Session(
+            auth=plugin,
+            session=shared.requests_session,
+            verify=self.config.verify,
+            timeout=self.config.timeout,
+            app_name="codesquare-portal",
+        )
+        self._token_lock = threading.Lock()
+        self.authentications = 0  # how many times this scope logged in (tests, diagnostics)
+        cache_id = plugin.get_cache_id()
+        self._cache_key = (
+            "openstack-auth:" + hashlib.sha256(cache_id.encode()).hexdigest() if cache_id else None
+        )
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def _usable(self) -> bool:
+        ref = self.plugin.auth_ref
+        return ref is not None and not ref.will_expire_soon(MIN_TOKEN_LIFE)
+
+    def _adopt_cached(self, unless_token: str | None = None) -> bool:
+        """Install a still-valid token that another process (or scope object) stored."""
+        if self._cache_key is None:
+            return False
+        state = self.shared.token_cache.get(self._cache_key)
+        if not state:
+            return False
+        previous = self.plugin.get_auth_state()
+        self.plugin.set_auth_state(state)
+        ref = self.plugin.auth_ref
+        if ref is None or ref.will_expire_soon(MIN_TOKEN_LIFE) or ref.auth_token == unless_token:
+            self.plugin.set_auth_state(previous)
+            return False
+        return True
+
+    def _authenticate(self) -> None:
+        """Log in through keystoneauth and publish the new state; retried like a GET."""
+        self.plugin.invalidate()
+        url = str(self.plugin.auth_url)
+        attempt = 0
+        while True:
+            try:
+                self.plugin.get_access(self.session)
+                break
+            except Exception as exc:
+                error = map_keystoneauth_error(exc, "POST", url)
+                if not self._should_retry(error, attempt, idempotent=True):
+                    raise error from exc
+                self._backoff(attempt, "POST", "auth/tokens", error)
+                attempt += 1
+        self.authentications += 1
+        ref = self.plugin.auth_ref
+        assert ref is not None
+        expires = ref.expires
+        log.info("authenticated scope %s (token expires %s)", self.scope, expires)
+        state = self.plugin.get_auth_state()
+        if self._cache_key and state and expires is not None:
+            ttl = (expires - datetime.now(UTC)).total_seconds() - MIN_TOKEN_LIFE
+            if ttl > 0:
+                self.shared.token_cache.set(self._cache_key, state, ttl)
+
+    def token(self) -> str:
+        """A token valid for at least MIN_TOKEN_LIFE seconds: ours, a shared one, or a new one."""
+        with self._token_lock:
+            if not self._usable() and not self._adopt_cached():
+                self._authenticate()
+            ref = self.plugin.auth_ref
+            assert ref is not None
+            return str(ref.auth_token)
+
+    def _renew_after_401(self, rejected: str) -> str:
+        """The token to retry with after ``rejected`` got a 401."""
+        with self._token_lock:
+            ref = self.plugin.auth_ref
+            if ref is not None and ref.auth_token != rejected:
+                return str(ref.auth_token)  # another thread already renewed it
+            if not self._adopt_cached(unless_token=rejected):
+                self._authenticate()
+            ref = self.plugin.auth_ref
+            assert ref is not None
+            return str(ref.auth_token)
+
+    def forget_token(self) -> None:
+        """Drop the token here and in the shared cache (e.g. after the user's password changed)."""
+        with self._token_lock:
+            self.plugin.invalidate()
+            if self._cache_key:
+                self.shared.token_cache.delete(self._cache_key)
+
+    def access(self) -> Any:
+        """keystoneauth's AccessInfo for the current token."""
+        self.token()
+        return self.plugin.auth_ref
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    def endpoint(self, service: str) -> str:
+        override = self.config.endpoint_overrides.get(service)
+        if override:
+            return normalise_endpoint(service, override)
+        ref = self.access()
+        try:
+            url = ref.service_catalog.url_for(
+                service_type=service,
+                interface=self.config.interface,
+                region_name=self.config.region_name,
+            )
+        except ks_exc.EndpointNotFound as exc:
+            raise EndpointNotFound(
+                f"no {self.config.interface} {service} endpoint"
+                + (f" in region {self.config.region_name}" if self.config.region_name else "")
+                + " in the service catalog"
+            ) from exc
+        if not url:
+            raise EndpointNotFound(f"no {service} endpoint in the service catalog")
+        return normalise_endpoint(service, url)
+
+    # --- requests -----------------------------------------------------------------------
+
+    def _should_retry(self, error: OpenStackError, attempt: int, *, idempotent: bool) -> bool:
+        if not idempotent or attempt >= self.config.retries:
+            return False
+        if error.status is None:
+            return isinstance(error, Unavailable)
+        return error.status in RETRY_STATUSES
+
+    def _backoff(self, attempt: int, method: str, path: str, error: OpenStackError) -> None:
+        delay = min(self.config.backoff_cap, 0.25 * (2**attempt))
+        log.warning("%s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
+        self.shared.sleep(delay)
+
+    def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+    ) -> requests.Response:
+        """One call, with the token, retries (idempotent calls only) and typed errors.
+
+        ``idempotent`` defaults to True for GET/HEAD/DELETE; a POST is never retried because the
+        service may have acted on it before the connection broke.
+        """
+        url = path if path.startswith("http") else self.endpoint(service) + path
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        all_headers = {"Accept": "application/json"}
+        all_headers.update(headers or {})
+        reauthenticated = False
+        attempt = 0
+        while True:
+            if authenticated:
+                token = self.token()
+                all_headers["X-Auth-Token"] = token
+            try:
+                response = self.session.request(
+                    url,
+                    method,
+                    params=params,
+                    json=json,
+                    headers=all_headers,
+                    authenticated=False,
+                    raise_exc=False,
+                    connect_retries=0,
+                    log=False,
+                )
+            except Exception as exc:
+                error = map_keystoneauth_error(exc, method, url)
+                log.warning("%s %s failed: %s", method, urlsplit(url).path, error.message)
+                if not self._should_retry(error, attempt, idempotent=idempotent):
+                    raise error from exc
+                self._backoff(attempt, method, urlsplit(url).path, error)
+                attempt += 1
+                continue
+            if response.status_code == 401 and authenticated and not reauthenticated:
+                # Revoked or expired early: renew once, then a second 401 is final.
+                reauthenticated = True
+                self._renew_after_401(token)
+                continue
+            if response.status_code < 400:
+                return response
+            error = error_from_response(response, method)
+            if method == "DELETE" and attempt > 0 and isinstance(error, NotFound):
+                # An earlier attempt deleted it and only the answer was lost.
+                return response
+            if not self._should_retry(error, attempt, idempotent=idempotent):
+                raise error
+            self._backoff(attempt, method, urlsplit(url).path, error)
+            attempt += 1
+
+    def get_json(self, service: str, path: str, **kwargs: Any) -> Any:
+        return self.request(service, "GET", path, **kwargs).json()
+
+    def paginate(
+        self,
+        service: str,
+        path: str,
+        key: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, following each service's next link to the end.
+
+        Only the next link's query string is used, against our own endpoint: catalogs and links
+        can name hosts the portal cannot reach (the seed's links point at a bare IP).
+        """
+        query: list[tuple[str, Any]] = [(k, v) for k, v in (params or {}).items() if v is not None]
+        seen: set[tuple[tuple[str, Any], ...]] = set()
+        for _page in range(MAX_PAGES):
+            body = self.get_json(service, path, params=query, headers=headers)
+            yield from body.get(key) or ()
+            if body.get("truncated"):
+                log.warning("%s list was truncated by the server's list_limit", key)
+            next_href = _next_link(body, key)
+            if not next_href:
+                return
+            next_query = parse_qsl(urlsplit(next_href).query, keep_blank_values=True)
+            present = {k for k, _ in next_query}
+            next_query += [(k, v) for k, v in query if k not in present]
+            signature = tuple(sorted(next_query))
+            if signature in seen:
+                log.warning("%s: next link repeats itself; stopping", path)
+                return
+            seen.add(signature)
+            query = next_query
+        raise OpenStackError(f"{path}: more than {MAX_PAGES} pages")
+
+    # --- compute microversion -------------------------------------------------------------
+
+    def compute_microversion(self) -> Microversion | None:
+        """The negotiated compute microversion (None: the server has none, 2.1 applies)."""
+        base = self.endpoint("compute")
+        shared = self.shared
+        with shared.lock:
+            if base in shared.compute_versions:
+                return shared.compute_versions[base]
+        chosen = self._negotiate_compute(base)
+        with shared.lock:
+            shared.compute_versions[base] = chosen
+        return chosen
+
+    def _negotiate_compute(self, base: str) -> Microversion | None:
+        ceiling = COMPUTE_MAX_MICROVERSION
+        if self.config.compute_max_microversion:
+            ceiling = Microversion.parse(self.config.compute_max_microversion)
+        try:
+            document = self.get_json("compute", base + "/")
+        except OpenStackError as exc:
+            log.warning("compute version discovery failed (%s); using 2.1", exc)
+            return None
+        version = document.get("version")
+        if not isinstance(version, dict):
+            versions = document.get("versions") or []
+            version = next((v for v in versions if v.get("status") == "CURRENT"), None)
+        if not version or not version.get("version"):
+            log.info("compute offers no microversions; using 2.1")
+            return None
+        server_max = Microversion.parse(version["version"])
+        server_min = Microversion.parse(version.get("min_version") or "2.1")
+        chosen = server_max if server_max < ceiling else ceiling
+        if chosen < server_min:
+            log.warning("compute needs at least %s, client supports up to %s", server_min, ceiling)
+            chosen = server_min
+        if chosen < COMPUTE_WANTED_MICROVERSION:
+            log.warning(
+                "compute microversion %s in use (server offers %s-%s): below %s, servers "
+                "report their flavor by id only",
+                chosen,
+                server_min,
+                server_max,
+                COMPUTE_WANTED_MICROVERSION,
+            )
+        else:
+            log.info(
+                "compute microversion %s in use (server offers %s-%s)",
+                chosen,
+                server_min,
+                server_max,
+            )
+        return chosen
+
+    def compute_headers(self) -> dict[str, str]:
+        version = self.compute_microversion()
+        if version is None:
+            return {}
+        return {
+            "OpenStack-API-Version": f"compute {version}",
+            "X-OpenStack-Nova-API-Version": str(version),
+        }
+
+
+def _next_link(body: Mapping[str, Any], key: str) -> str | None:
+    """The next page's URL in whichever form the service uses."""
+    links = body.get(f"{key}_links")  # Nova, Neutron
+    if isinstance(links, list):
+        for link in links:
+            if link.get("rel") == "next" and link.get("href"):
+                return str(link["href"])
+        return None
+    collection_links = body.get("links")  # Keystone
+    if isinstance(collection_links, dict):
+        nxt = collection_links.get("next")
+        return str(nxt) if nxt else None
+    nxt = body.get("next")  # Glance, relative
+    return str(nxt) if isinstance(nxt, str) and nxt else None
