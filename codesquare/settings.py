@@ -159,6 +159,16 @@ OPENSTACK_DOMAIN = env.str("OPENSTACK_DOMAIN", default="default")
 OPENSTACK_PROJECT_PREFIX = env.str("OPENSTACK_PROJECT_PREFIX", default="cs-")
 OPENSTACK_ALLOWED_ZONES = env.list("OPENSTACK_ALLOWED_ZONES", default=["nova"])
 DISCHARGE_WARNING_DAYS = env.int("DISCHARGE_WARNING_DAYS", default=14)
+# Durable operations (portal.services): how long a worker's claim lasts without progress, how
+# often a wait re-checks the cloud, how often and how patiently transient failures are retried,
+# and how often the scheduler (manage.py cloud_schedule) reconciles.
+OPERATION_LEASE_SECONDS = env.float("OPERATION_LEASE_SECONDS", default=300)
+OPERATION_POLL_SECONDS = env.float("OPERATION_POLL_SECONDS", default=2)
+OPERATION_MAX_RETRIES = env.int("OPERATION_MAX_RETRIES", default=4)
+OPERATION_RETRY_BASE_SECONDS = env.float("OPERATION_RETRY_BASE_SECONDS", default=2)
+OPERATION_LAUNCH_TIMEOUT_SECONDS = env.float("OPERATION_LAUNCH_TIMEOUT_SECONDS", default=900)
+OPERATION_DELETE_TIMEOUT_SECONDS = env.float("OPERATION_DELETE_TIMEOUT_SECONDS", default=600)
+RECONCILE_INTERVAL_SECONDS = env.float("RECONCILE_INTERVAL_SECONDS", default=300)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -1,0 +1,428 @@
+"""The portal's database: people, intent and history, plus mirrors of what the cloud holds.
+
+The cloud is the truth about resources; these rows are refreshed by every operation and by the
+reconciler. Times are stored aware in UTC; templates show them in Asia/Seoul.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
+
+
+def seoul_today() -> date:
+    """Today's date where the soldiers are: discharge dates are Korean calendar dates."""
+    return timezone.localdate(timezone=timezone.get_default_timezone())
+
+
+class Soldier(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending onboarding")
+        ACTIVE = "active", _("Active")
+        DISABLED = "disabled", _("Disabled")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="soldier"
+    )
+    service_number = models.CharField(_("service number"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    unit = models.CharField(_("unit"), max_length=100, blank=True)
+    enlisted_on = models.DateField(_("enlistment date"), null=True, blank=True)
+    discharge_on = models.DateField(_("discharge date"), null=True, blank=True)
+    # Staff may keep a soldier's cloud access past the discharge date (e.g. to hand over work).
+    discharge_postponed_until = models.DateField(
+        _("cloud access kept until"), null=True, blank=True
+    )
+    keystone_user_id = models.CharField(_("Keystone user id"), max_length=64, blank=True)
+    keystone_user_name = models.CharField(_("Keystone user name"), max_length=255, unique=True)
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.PENDING
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("soldier")
+        verbose_name_plural = _("soldiers")
+        ordering = ["service_number"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.service_number})"
+
+    @property
+    def effective_discharge_on(self) -> date | None:
+        """The day cloud access ends: the discharge date, or the later date staff postponed to."""
+        if self.discharge_postponed_until and (
+            self.discharge_on is None or self.discharge_postponed_until > self.discharge_on
+        ):
+            return self.discharge_postponed_until
+        return self.discharge_on
+
+    @property
+    def days_until_discharge(self) -> int | None:
+        end = self.effective_discharge_on
+        return None if end is None else (end - seoul_today()).days
+
+    @property
+    def discharge_warning(self) -> bool:
+        """True in the last DISCHARGE_WARNING_DAYS days before access ends (pages show it)."""
+        days = self.days_until_discharge
+        return (
+            self.state != self.State.DISABLED
+            and days is not None
+            and 0 <= days <= settings.DISCHARGE_WARNING_DAYS
+        )
+
+    @property
+    def discharge_due(self) -> bool:
+        """Access ends at the start of the day after the effective discharge date."""
+        days = self.days_until_discharge
+        return self.state != self.State.DISABLED and days is not None and days < 0
+
+
+class Project(models.Model):
+    """A soldier's Keystone project; every VM of the soldier lives in it."""
+
+    soldier = models.OneToOneField(Soldier, on_delete=models.PROTECT, related_name="project")
+    keystone_id = models.CharField(_("Keystone project id"), max_length=64, blank=True)
+    name = models.CharField(_("Keystone project name"), max_length=255, unique=True)
+    # The network this project's VMs are attached to (shared, or the portal-owned one below).
+    network_id = models.CharField(_("network id"), max_length=64, blank=True)
+    roles_granted = models.BooleanField(_("roles granted"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectNetwork(models.Model):
+    """Network, subnet, router and router interface the portal created for one project.
+
+    Only what is recorded here is ever torn down; an empty id means "not created by the portal".
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="own_network")
+    network_id = models.CharField(_("network id"), max_length=64, blank=True)
+    subnet_id = models.CharField(_("subnet id"), max_length=64, blank=True)
+    router_id = models.CharField(_("router id"), max_length=64, blank=True)
+    interface_attached = models.BooleanField(_("router interface attached"), default=False)
+    removed_at = models.DateTimeField(_("removed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("portal-owned project network")
+        verbose_name_plural = _("portal-owned project networks")
+
+    def __str__(self) -> str:
+        return f"{self.project.name} network"
+
+
+class VmTemplate(models.Model):
+    """What a soldier may ask for. The security group is a name resolved to an id per project."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    image_id = models.CharField(_("image id"), max_length=64)
+    image_name = models.CharField(_("image name"), max_length=255, blank=True)
+    flavor_id = models.CharField(_("flavor id"), max_length=64)
+    flavor_name = models.CharField(_("flavor name"), max_length=255, blank=True)
+    # Empty: the soldier project's network (shared or portal-owned).
+    network_id = models.CharField(_("network id"), max_length=64, blank=True)
+    security_group = models.CharField(_("security group name"), max_length=255, default="default")
+    availability_zone = models.CharField(_("availability zone"), max_length=255, blank=True)
+    is_active = models.BooleanField(_("offered to soldiers"), default=True)
+
+    class Meta:
+        verbose_name = _("VM template")
+        verbose_name_plural = _("VM templates")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PowerState(models.IntegerChoices):
+    """Nova's power_state codes (nova/objects/fields.py); other numbers display as unknown."""
+
+    NOSTATE = 0, pgettext_lazy("power state", "No state")
+    RUNNING = 1, pgettext_lazy("power state", "Running")
+    PAUSED = 3, pgettext_lazy("power state", "Paused")
+    SHUTDOWN = 4, pgettext_lazy("power state", "Shutdown")
+    CRASHED = 6, pgettext_lazy("power state", "Crashed")
+    SUSPENDED = 7, pgettext_lazy("power state", "Suspended")
+
+
+def power_state_label(value: int | None) -> str:
+    if value is None:
+        return str(_("Unknown"))
+    if value in PowerState.values:
+        return str(PowerState(value).label)
+    return str(_("Unknown (%(code)s)") % {"code": value})
+
+
+class Instance(models.Model):
+    """A soldier VM: the portal's intent plus a mirror of the Nova server."""
+
+    class Action(models.TextChoices):
+        LAUNCH = "launch", _("Launching")
+        DELETE = "delete", _("Deleting")
+        START = "start", _("Starting")
+        STOP = "stop", _("Stopping")
+        REBOOT_SOFT = "reboot_soft", _("Rebooting")
+        REBOOT_HARD = "reboot_hard", _("Hard rebooting")
+
+    # Stamped into the server's metadata so a retried create finds its server.
+    request_tag = models.UUIDField(_("request tag"), default=uuid.uuid4, unique=True)
+    server_id = models.CharField(_("server id"), max_length=64, null=True, blank=True, unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="instances")
+    owner = models.ForeignKey(Soldier, on_delete=models.PROTECT, related_name="instances")
+    name = models.CharField(_("name"), max_length=255)
+    template = models.ForeignKey(
+        VmTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="instances"
+    )
+    image_id = models.CharField(_("image id"), max_length=64, blank=True)
+    image_name = models.CharField(_("image"), max_length=255, blank=True)
+    flavor_id = models.CharField(_("flavor id"), max_length=64, blank=True)
+    flavor_name = models.CharField(_("flavor"), max_length=255, blank=True)
+    network_id = models.CharField(_("network id"), max_length=64, blank=True)
+    network_name = models.CharField(_("network"), max_length=255, blank=True)
+    security_group_id = models.CharField(_("security group id"), max_length=64, blank=True)
+    port_id = models.CharField(_("port id"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=32, blank=True)
+    vm_state = models.CharField(_("VM state"), max_length=32, blank=True)
+    task_state = models.CharField(_("task state"), max_length=64, blank=True)
+    power_state = models.IntegerField(
+        _("power state"), choices=PowerState.choices, null=True, blank=True
+    )
+    launched_at = models.DateTimeField(_("launched"), null=True, blank=True)
+    terminated_at = models.DateTimeField(_("terminated"), null=True, blank=True)
+    addresses = models.JSONField(_("addresses"), default=list, blank=True)
+    fixed_ip = models.CharField(_("fixed IP"), max_length=64, blank=True)
+    floating_ip = models.CharField(_("floating IP"), max_length=64, blank=True)
+    host = models.CharField(_("host"), max_length=255, blank=True)
+    requested_host = models.CharField(_("requested host"), max_length=255, blank=True)
+    availability_zone = models.CharField(_("availability zone"), max_length=255, blank=True)
+    pending_action = models.CharField(
+        _("pending action"), max_length=16, choices=Action.choices, blank=True
+    )
+    pending_operation = models.ForeignKey(
+        "Operation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    deleted_outside_portal = models.BooleanField(_("deleted outside the portal"), default=False)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("instance")
+        verbose_name_plural = _("instances")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_power_state_display(self) -> str:  # type: ignore[no-redef]
+        # Nova may report codes this portal does not know (older releases named 2, 5, 8, 9).
+        return power_state_label(self.power_state)
+
+    @property
+    def is_terminated(self) -> bool:
+        return self.status == "DELETED"
+
+
+class FloatingIP(models.Model):
+    """A Neutron floating IP seen by the portal; only those it created are ever released."""
+
+    neutron_id = models.CharField(_("floating IP id"), max_length=64, unique=True)
+    address = models.CharField(_("address"), max_length=64)
+    port_id = models.CharField(_("port id"), max_length=64, blank=True)
+    fixed_ip = models.CharField(_("fixed IP"), max_length=64, blank=True)
+    project_keystone_id = models.CharField(_("project id"), max_length=64, blank=True)
+    instance = models.ForeignKey(
+        Instance, on_delete=models.SET_NULL, null=True, blank=True, related_name="floating_ips"
+    )
+    created_by_portal = models.BooleanField(_("created by the portal"), default=False)
+    status = models.CharField(_("status"), max_length=32, blank=True)
+    released_at = models.DateTimeField(_("released"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("floating IP")
+        verbose_name_plural = _("floating IPs")
+        ordering = ["address"]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Batch(models.Model):
+    """One bulk action over many targets; its operations count themselves in as they finish."""
+
+    kind = models.CharField(_("kind"), max_length=32)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    total = models.PositiveIntegerField(_("total"), default=0)
+    succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.done / self.total)
+
+
+class OperationQuerySet(models.QuerySet["Operation"]):
+    def active(self) -> OperationQuerySet:
+        return self.filter(state__in=Operation.ACTIVE_STATES)
+
+
+class Operation(models.Model):
+    """Every action on the cloud, as a resumable state machine (see portal.services)."""
+
+    class Kind(models.TextChoices):
+        ONBOARD = "onboard", _("Onboard soldier")
+        LAUNCH = "launch", _("Launch VM")
+        DELETE = "delete", _("Delete VM")
+        POWER = "power", _("Power action")
+        PASSWORD_CHANGE = "password_change", _("Password change")
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        RECONCILE = "reconcile", _("Sync with the cloud")
+        DISCHARGE = "discharge", _("Discharge")
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED)
+    soldier = models.ForeignKey(
+        Soldier, on_delete=models.SET_NULL, null=True, blank=True, related_name="operations"
+    )
+    instance = models.ForeignKey(
+        Instance, on_delete=models.SET_NULL, null=True, blank=True, related_name="operations"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="operations"
+    )
+    # One active operation per key ("instance:7", "soldier:3", "reconcile"): enforced below by a
+    # partial unique index, which serializes conflicting requests on SQLite and PostgreSQL alike.
+    lock_key = models.CharField(_("lock key"), max_length=64, blank=True)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    step = models.CharField(_("next step"), max_length=48, blank=True)
+    progress = models.JSONField(_("progress"), default=dict, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    retries = models.PositiveIntegerField(_("retries after cloud errors"), default=0)
+    # An English gettext msgid plus its parameters, translated when shown (Korean by default).
+    message = models.TextField(_("message"), blank=True)
+    message_params = models.JSONField(_("message parameters"), default=dict, blank=True)
+    error_detail = models.TextField(_("technical detail"), blank=True)
+    request_ids = models.JSONField(_("OpenStack request ids"), default=list, blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(_("worker lease expires"), null=True, blank=True)
+    run_after = models.DateTimeField(_("next run"), null=True, blank=True)
+    deadline_at = models.DateTimeField(_("wait deadline"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = OperationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("operation")
+        verbose_name_plural = _("operations")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lock_key"],
+                condition=Q(state__in=["queued", "running"]) & ~Q(lock_key=""),
+                name="one_active_operation_per_lock_key",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_state_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+
+    @property
+    def message_text(self) -> str:
+        """The message for people, in the active language."""
+        if not self.message:
+            return ""
+        text = gettext(self.message)
+        try:
+            return text % self.message_params if self.message_params else text
+        except (KeyError, ValueError, TypeError):
+            # A translation with broken placeholders must not hide the message entirely.
+            return self.message
+
+
+class Drift(models.Model):
+    """Something in the cloud that does not match the portal's records, found by reconcile."""
+
+    class Kind(models.TextChoices):
+        UNOWNED_SERVER = "unowned_server", _("Server outside every soldier project")
+        ORPHAN_FLOATING_IP = "orphan_floating_ip", _("Portal floating IP without a server")
+        DELETED_OUTSIDE = "deleted_outside", _("Server deleted outside the portal")
+
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    resource_id = models.CharField(_("resource id"), max_length=64)
+    project_keystone_id = models.CharField(_("project id"), max_length=64, blank=True)
+    detail = models.CharField(_("detail"), max_length=255, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("drift")
+        verbose_name_plural = _("drift")
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "resource_id"], name="one_drift_per_resource")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.resource_id}"
