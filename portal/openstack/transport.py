@@ -187,9 +187,20 @@ class Transport:
 
     # --- tokens -------------------------------------------------------------------------
 
+    @staticmethod
+    def _min_life(ref: Any) -> float:
+        """Seconds a token must have left to be used: keystoneauth's 120, or less for a cloud
+        whose tokens live only minutes (else every call would log in again)."""
+        if ref.issued is None or ref.expires is None:
+            return float(MIN_TOKEN_LIFE)
+        lifetime = (ref.expires - ref.issued).total_seconds()
+        return float(min(MIN_TOKEN_LIFE, lifetime / 4))
+
+    def _fresh(self, ref: Any) -> bool:
+        return ref is not None and not ref.will_expire_soon(self._min_life(ref))
+
     def _usable(self) -> bool:
-        ref = self.plugin.auth_ref
-        return ref is not None and not ref.will_expire_soon(MIN_TOKEN_LIFE)
+        return self._fresh(self.plugin.auth_ref)
 
     def _adopt_cached(self, unless_token: str | None = None) -> bool:
         """Install a still-valid token that another process (or scope object) stored."""
@@ -201,7 +212,7 @@ class Transport:
         previous = self.plugin.get_auth_state()
         self.plugin.set_auth_state(state)
         ref = self.plugin.auth_ref
-        if ref is None or ref.will_expire_soon(MIN_TOKEN_LIFE) or ref.auth_token == unless_token:
+        if not self._fresh(ref) or ref.auth_token == unless_token:
             self.plugin.set_auth_state(previous)
             return False
         return True
@@ -228,7 +239,7 @@ class Transport:
         log.info("authenticated scope %s (token expires %s)", self.scope, expires)
         state = self.plugin.get_auth_state()
         if self._cache_key and state and expires is not None:
-            ttl = (expires - datetime.now(UTC)).total_seconds() - MIN_TOKEN_LIFE
+            ttl = (expires - datetime.now(UTC)).total_seconds() - self._min_life(ref)
             if ttl > 0:
                 self.shared.token_cache.set(self._cache_key, state, ttl)
 
@@ -271,7 +282,8 @@ class Transport:
         override = self.config.endpoint_overrides.get(service)
         if override:
             return normalise_endpoint(service, override)
-        ref = self.access()
+        # The catalog of the token in hand serves even if that token is about to be renewed.
+        ref = self.plugin.auth_ref or self.access()
         try:
             url = ref.service_catalog.url_for(
                 service_type=service,
@@ -319,6 +331,7 @@ class Transport:
         ``idempotent`` defaults to True for GET/HEAD/DELETE; a POST is never retried because the
         service may have acted on it before the connection broke.
         """
+        token = self.token() if authenticated else ""
         url = path if path.startswith("http") else self.endpoint(service) + path
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
@@ -328,7 +341,6 @@ class Transport:
         attempt = 0
         while True:
             if authenticated:
-                token = self.token()
                 all_headers["X-Auth-Token"] = token
             try:
                 response = self.session.request(
@@ -353,7 +365,7 @@ class Transport:
             if response.status_code == 401 and authenticated and not reauthenticated:
                 # Revoked or expired early: renew once, then a second 401 is final.
                 reauthenticated = True
-                self._renew_after_401(token)
+                token = self._renew_after_401(token)
                 continue
             if response.status_code < 400:
                 return response
