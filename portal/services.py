@@ -420,9 +420,17 @@ def _project_name(soldier: Soldier) -> str:
 
 
 def soldier_onboard(
-    *, soldier: Soldier, requested_by: Any = None, batch: Batch | None = None
+    *,
+    soldier: Soldier,
+    requested_by: Any = None,
+    batch: Batch | None = None,
+    run_now: bool = False,
 ) -> Operation:
-    """Queue the creation of the soldier's Keystone user, project, roles and network."""
+    """Queue the creation of the soldier's Keystone user, project, roles and network.
+
+    ``run_now`` runs the steps in this process instead (management commands); the operation is
+    recorded and resumable either way.
+    """
     if soldier.state == Soldier.State.DISABLED:
         raise OperationRefused(N_("A disabled (discharged) soldier cannot be onboarded."))
     with transaction.atomic():
@@ -434,7 +442,11 @@ def soldier_onboard(
             requested_by=requested_by,
             batch=batch,
         )
-        _enqueue(op)
+        if not run_now:
+            _enqueue(op)
+    if run_now:
+        operation_run(operation_id=op.pk)
+        op.refresh_from_db()
     return op
 
 
@@ -656,6 +668,48 @@ def _external_network_id(client: OpenStackClient) -> str:
             )
         _external_network_cache[name] = network.id
     return _external_network_cache[name]
+
+
+def cloud_is_configured() -> bool:
+    """Whether OS_CLOUD/clouds.yaml or OS_* variables name a cloud (no call is made)."""
+    try:
+        cloud.get_client()
+    except errors.ConfigurationError:
+        return False
+    return True
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+def vm_template_from_cloud(
+    *, name: str, image_name: str | None = None, flavor_name: str | None = None
+) -> VmTemplate:
+    """Create or update a template from the cloud's image and flavor of these names.
+
+    Without names it takes the first active image and the smallest flavor (by RAM, then disk).
+    """
+    client = cloud.get_client()
+    images = client.list_images(name=image_name) if image_name else client.list_images()
+    flavors = [f for f in client.list_flavors() if not flavor_name or f.name == flavor_name]
+    if not images or not flavors:
+        raise OperationRefused(
+            N_("The cloud has no image %(image)s or no flavor %(flavor)s."),
+            image=image_name or "*",
+            flavor=flavor_name or "*",
+        )
+    image = images[0]
+    flavor = min(flavors, key=lambda f: (f.ram_mib, f.disk_gib, f.name))
+    template, _ = VmTemplate.objects.update_or_create(
+        name=name,
+        defaults={
+            "image_id": image.id,
+            "image_name": image.name,
+            "flavor_id": flavor.id,
+            "flavor_name": flavor.name,
+        },
+    )
+    return template
 
 
 # --- launch ----------------------------------------------------------------------------------

@@ -1,5 +1,11 @@
-"""Create the demo logins of a local run (idempotent) and write them to VAR_DIR/demo_logins.txt."""
+"""Create the demo logins of a local run (idempotent) and write them to VAR_DIR/demo_logins.txt.
 
+When a cloud is configured (OS_CLOUD or OS_* variables), the demo soldier is also onboarded there
+(Keystone user, project, roles, network), given the demo password as their cloud password, and a
+VM template is made from the cloud's first image and smallest flavor.
+"""
+
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -7,8 +13,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from portal import services
+from portal.models import Operation, Soldier, seoul_today
+from portal.openstack import OpenStackError
+
 DEMO_STAFF = ("staff", "codesquare-staff-demo")
 DEMO_SOLDIER = ("soldier1", "codesquare-soldier-demo")
+DEMO_TEMPLATE = "standard"
 
 
 class Command(BaseCommand):
@@ -24,10 +35,22 @@ class Command(BaseCommand):
             staff.set_password(staff_password)
             staff.save()
         soldier_name, soldier_password = DEMO_SOLDIER
-        soldier, created = user_model.objects.get_or_create(username=soldier_name)
+        soldier_user, created = user_model.objects.get_or_create(username=soldier_name)
         if created:
-            soldier.set_password(soldier_password)
-            soldier.save()
+            soldier_user.set_password(soldier_password)
+            soldier_user.save()
+        soldier, _ = Soldier.objects.get_or_create(
+            user=soldier_user,
+            defaults={
+                "service_number": "DEMO-0001",
+                "name": "데모 병사",
+                "unit": "CodeSquare",
+                "enlisted_on": seoul_today() - timedelta(days=100),
+                "discharge_on": seoul_today() + timedelta(days=445),
+                "keystone_user_name": soldier_name,
+            },
+        )
+        self._onboard(soldier, staff, soldier_password)
 
         lines = [
             f"  demo staff login:             {staff_name} / {staff_password}",
@@ -36,3 +59,32 @@ class Command(BaseCommand):
         Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
         (Path(settings.VAR_DIR) / "demo_logins.txt").write_text("\n".join(lines) + "\n")
         self.stdout.write("demo logins ready")
+
+    def _onboard(self, soldier: Soldier, staff: Any, password: str) -> None:
+        """Onboard the demo soldier in the cloud; a missing or unreachable cloud only warns."""
+        if not services.cloud_is_configured():
+            self.stdout.write("no cloud configured (OS_CLOUD or OS_*); demo soldier not onboarded")
+            return
+        try:
+            if soldier.state != Soldier.State.ACTIVE:
+                op = services.soldier_onboard(soldier=soldier, requested_by=staff, run_now=True)
+                if op.state != Operation.State.SUCCEEDED:
+                    self.stderr.write(f"demo soldier not onboarded: {op.message_text}")
+                    return
+                soldier.refresh_from_db()
+            # The demo login doubles as the soldier's cloud password, so the pages that log
+            # soldiers in against Keystone accept it.
+            reset = services.soldier_password_reset(
+                soldier=soldier, requested_by=staff, new_password=password
+            )
+            if reset.password is None:
+                self.stderr.write(f"demo password not set: {reset.operation.message_text}")
+                return
+            template = services.vm_template_from_cloud(name=DEMO_TEMPLATE)
+        except (OpenStackError, services.OperationRefused) as exc:
+            self.stderr.write(f"cloud not ready, demo soldier not onboarded: {exc}")
+            return
+        self.stdout.write(
+            f"demo soldier {soldier.keystone_user_name} onboarded; template {template.name!r} "
+            f"({template.image_name}, {template.flavor_name})"
+        )
