@@ -26,8 +26,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
-from django.utils.translation import gettext
-from django.utils.translation import gettext_noop as N_
+from django.utils.translation import gettext, gettext_noop
 
 from portal import cloud
 from portal.models import (
@@ -221,34 +220,36 @@ def _fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
         "step": op.step,
     }
     if isinstance(exc, errors.QuotaExceeded):
-        message = N_(
+        message = gettext_noop(
             "The project's quota is used up, so the cloud refused (%(detail)s; request "
             "%(request_id)s). This is not retried: free some resources or ask for a larger quota."
         )
     elif isinstance(exc, errors.Forbidden):
-        message = N_(
+        message = gettext_noop(
             "The cloud's policy does not allow this (%(detail)s; request %(request_id)s). "
             "This is not retried: ask a cloud administrator."
         )
     elif isinstance(exc, errors.Unavailable):
         params["attempts"] = op.retries + 1
-        message = N_(
+        message = gettext_noop(
             "The cloud did not answer after %(attempts)s tries (%(detail)s; request "
             "%(request_id)s). Try again later."
         )
     elif isinstance(exc, errors.Conflict):
-        message = N_(
+        message = gettext_noop(
             "The cloud refused because of the resource's current state (%(detail)s; request "
             "%(request_id)s)."
         )
     elif isinstance(exc, errors.NotFound):
-        message = N_(
+        message = gettext_noop(
             "The cloud could not find something this needs (%(detail)s; request %(request_id)s)."
         )
     elif isinstance(exc, errors.BadRequest):
-        message = N_("The cloud rejected the request (%(detail)s; request %(request_id)s).")
+        message = gettext_noop(
+            "The cloud rejected the request (%(detail)s; request %(request_id)s)."
+        )
     else:
-        message = N_("The cloud call failed (%(detail)s; request %(request_id)s).")
+        message = gettext_noop("The cloud call failed (%(detail)s; request %(request_id)s).")
     _finish(op, Operation.State.FAILED, message, detail=f"{type(exc).__name__}: {exc}", **params)
 
 
@@ -293,7 +294,7 @@ def operation_run(*, operation_id: int) -> str:
         _finish(
             op,
             Operation.State.FAILED,
-            N_("The portal hit an internal error at step %(step)s; staff can retry it."),
+            gettext_noop("The portal hit an internal error at step %(step)s; staff can retry it."),
             detail="".join(traceback.format_exception_only(exc)).strip(),
             step=op.step,
         )
@@ -312,7 +313,7 @@ def _reschedule_wait(op: Operation, wait: Wait) -> str:
         _finish(
             op,
             Operation.State.FAILED,
-            N_(
+            gettext_noop(
                 "The cloud did not finish step %(step)s within %(minutes)s minutes. Check the "
                 "VM's state; staff can retry, which resumes from this step."
             ),
@@ -331,13 +332,15 @@ def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operat
     with transaction.atomic():
         op = Operation.objects.select_for_update().get(pk=operation.pk)
         if op.state != Operation.State.FAILED:
-            raise OperationRefused(N_("Only a failed operation can be retried."))
+            raise OperationRefused(gettext_noop("Only a failed operation can be retried."))
         action = _ACTION_OF_KIND.get(op.kind) or op.params.get("action", "")
         if op.instance_id is not None and not Instance.objects.filter(
             pk=op.instance_id, pending_action=""
         ).update(pending_action=action, pending_operation=op):
             raise OperationRefused(
-                N_("This VM already has an operation in progress; try again when it finishes.")
+                gettext_noop(
+                    "This VM already has an operation in progress; try again when it finishes."
+                )
             )
         op.state = Operation.State.QUEUED
         op.retries = 0
@@ -352,7 +355,7 @@ def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operat
                 op.save()
         except IntegrityError as exc:
             raise OperationRefused(
-                N_("Another operation on the same target is in progress.")
+                gettext_noop("Another operation on the same target is in progress.")
             ) from exc
         if op.batch_id is not None:
             Batch.objects.filter(pk=op.batch_id, failed__gt=0).update(
@@ -386,7 +389,9 @@ def _create_operation(
             )
     except IntegrityError as exc:
         raise OperationRefused(
-            N_("Another operation on the same target is in progress; try again when it finishes.")
+            gettext_noop(
+                "Another operation on the same target is in progress; try again when it finishes."
+            )
         ) from exc
 
 
@@ -432,7 +437,7 @@ def soldier_onboard(
     recorded and resumable either way.
     """
     if soldier.state == Soldier.State.DISABLED:
-        raise OperationRefused(N_("A disabled (discharged) soldier cannot be onboarded."))
+        raise OperationRefused(gettext_noop("A disabled (discharged) soldier cannot be onboarded."))
     with transaction.atomic():
         Project.objects.get_or_create(soldier=soldier, defaults={"name": _project_name(soldier)})
         op = _create_operation(
@@ -539,7 +544,9 @@ def _step_network(op: Operation, client: OpenStackClient) -> None:
         shared = _find_network(client, settings.OPENSTACK_SHARED_NETWORK)
         if shared is None:
             raise _StepFailed(
-                N_("The shared network %(name)s does not exist; check OPENSTACK_SHARED_NETWORK."),
+                gettext_noop(
+                    "The shared network %(name)s does not exist; check OPENSTACK_SHARED_NETWORK."
+                ),
                 name=settings.OPENSTACK_SHARED_NETWORK,
             )
         project.network_id = shared.id
@@ -660,7 +667,7 @@ def _external_network_id(client: OpenStackClient) -> str:
         network = _find_network(client, name)
         if network is None:
             raise _StepFailed(
-                N_(
+                gettext_noop(
                     "The external network %(name)s does not exist; "
                     "check OPENSTACK_EXTERNAL_NETWORK."
                 ),
@@ -694,7 +701,7 @@ def vm_template_from_cloud(
     flavors = [f for f in client.list_flavors() if not flavor_name or f.name == flavor_name]
     if not images or not flavors:
         raise OperationRefused(
-            N_("The cloud has no image %(image)s or no flavor %(flavor)s."),
+            gettext_noop("The cloud has no image %(image)s or no flavor %(flavor)s."),
             image=image_name or "*",
             flavor=flavor_name or "*",
         )
@@ -733,9 +740,11 @@ def instance_launch(
     ``host`` forces a compute host ("zone:host"); the cloud allows that to admins only.
     """
     if soldier.state == Soldier.State.DISABLED:
-        raise OperationRefused(N_("A disabled (discharged) soldier cannot get a VM."))
+        raise OperationRefused(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
     if not template.is_active:
-        raise OperationRefused(N_("The template %(name)s is not offered."), name=template.name)
+        raise OperationRefused(
+            gettext_noop("The template %(name)s is not offered."), name=template.name
+        )
     with transaction.atomic():
         project, _ = Project.objects.get_or_create(
             soldier=soldier, defaults={"name": _project_name(soldier)}
@@ -780,7 +789,9 @@ def _step_resolve(op: Operation, client: OpenStackClient) -> None:
     project = instance.project
     network_id = (template.network_id if template else "") or project.network_id
     if not network_id:
-        raise _StepFailed(N_("The soldier's project has no network; onboard the soldier again."))
+        raise _StepFailed(
+            gettext_noop("The soldier's project has no network; onboard the soldier again.")
+        )
     sg_name = template.security_group if template else "default"
     groups = client.list_security_groups(name=sg_name, project_id=project.keystone_id)
     group = groups[0] if groups else None
@@ -902,7 +913,9 @@ def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
     if server.status is ServerStatus.ERROR:
         fault = server.fault.message if server.fault else gettext("no reason given")
         raise _StepFailed(
-            N_("The cloud could not build the VM (%(fault)s). Delete it and launch again."),
+            gettext_noop(
+                "The cloud could not build the VM (%(fault)s). Delete it and launch again."
+            ),
             fault=fault,
         )
     return Wait(_poll_seconds())
@@ -989,7 +1002,7 @@ def _claim_instance(instance: Instance, action: Instance.Action) -> None:
         pk=instance.pk, pending_action=""
     ).update(pending_action=action):
         raise OperationRefused(
-            N_(
+            gettext_noop(
                 "This VM already has an operation in progress (%(action)s); "
                 "try again when it finishes."
             ),
@@ -1007,7 +1020,7 @@ def instance_delete(
         _claim_instance(instance, Instance.Action.DELETE)
         if instance.status == "DELETED":
             Instance.objects.filter(pk=instance.pk).update(pending_action="")
-            raise OperationRefused(N_("This VM is already deleted."))
+            raise OperationRefused(gettext_noop("This VM is already deleted."))
         op = _create_operation(
             kind=Operation.Kind.DELETE,
             lock_key=f"instance:{instance.pk}",
@@ -1111,13 +1124,13 @@ def instance_power(
 ) -> Operation:
     """Queue start, stop, or a soft/hard reboot; refused at once when the VM's state forbids it."""
     if action not in _POWER_ALLOWED:
-        raise OperationRefused(N_("%(action)s is not a power action."), action=action)
+        raise OperationRefused(gettext_noop("%(action)s is not a power action."), action=action)
     with transaction.atomic():
         _claim_instance(instance, action)
         if instance.status not in _POWER_ALLOWED[action]:
             Instance.objects.filter(pk=instance.pk).update(pending_action="")
             raise OperationRefused(
-                N_("%(action)s is not possible while the VM is %(status)s."),
+                gettext_noop("%(action)s is not possible while the VM is %(status)s."),
                 action=Instance.Action(action).label,
                 status=instance.status or "-",
             )
@@ -1163,7 +1176,9 @@ def _step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
     if server.status_raw == _POWER_TARGET[op.params["action"]] and not server.task_state:
         return None
     if server.status is ServerStatus.ERROR:
-        raise _StepFailed(N_("The VM went into the ERROR state; ask staff to look at it."))
+        raise _StepFailed(
+            gettext_noop("The VM went into the ERROR state; ask staff to look at it.")
+        )
     return Wait(_poll_seconds())
 
 
@@ -1193,7 +1208,7 @@ def soldier_password_change(
 ) -> Operation:
     """A soldier changes their own cloud password, proving the original (Keystone 204)."""
     if not soldier.keystone_user_id:
-        raise OperationRefused(N_("This soldier has no cloud account yet."))
+        raise OperationRefused(gettext_noop("This soldier has no cloud account yet."))
     op = _synchronous_operation(
         kind=Operation.Kind.PASSWORD_CHANGE, soldier=soldier, requested_by=requested_by
     )
@@ -1205,19 +1220,19 @@ def soldier_password_change(
         )
     except errors.Unauthorized as exc:
         _record_request_id(op, exc.request_id)
-        _finish(op, Operation.State.FAILED, N_("The current password is not correct."))
+        _finish(op, Operation.State.FAILED, gettext_noop("The current password is not correct."))
     except errors.BadRequest as exc:
         _record_request_id(op, exc.request_id)
         _finish(
             op,
             Operation.State.FAILED,
-            N_("The cloud did not accept the new password: %(detail)s"),
+            gettext_noop("The cloud did not accept the new password: %(detail)s"),
             detail=exc.message,
         )
     except errors.OpenStackError as exc:
         _fail_from_cloud_error(op, exc)
     else:
-        _finish(op, Operation.State.SUCCEEDED, N_("The password was changed."))
+        _finish(op, Operation.State.SUCCEEDED, gettext_noop("The password was changed."))
     return op
 
 
@@ -1234,7 +1249,7 @@ def soldier_password_reset(
 ) -> PasswordReset:
     """Staff set a new cloud password for a soldier (Keystone PATCH); shown once."""
     if not soldier.keystone_user_id:
-        raise OperationRefused(N_("This soldier has no cloud account yet."))
+        raise OperationRefused(gettext_noop("This soldier has no cloud account yet."))
     password = new_password or secrets.token_urlsafe(12)
     op = _synchronous_operation(
         kind=Operation.Kind.PASSWORD_RESET, soldier=soldier, requested_by=requested_by
@@ -1244,7 +1259,7 @@ def soldier_password_reset(
     except errors.OpenStackError as exc:
         _fail_from_cloud_error(op, exc)
         return PasswordReset(operation=op, password=None)
-    _finish(op, Operation.State.SUCCEEDED, N_("A new password was set."))
+    _finish(op, Operation.State.SUCCEEDED, gettext_noop("A new password was set."))
     return PasswordReset(operation=op, password=password)
 
 
@@ -1443,9 +1458,9 @@ def soldier_discharge_postpone(
 ) -> Soldier:
     """Staff keep a soldier's cloud access until ``until`` (no cloud call)."""
     if soldier.state == Soldier.State.DISABLED:
-        raise OperationRefused(N_("This soldier is already disabled."))
+        raise OperationRefused(gettext_noop("This soldier is already disabled."))
     if until < seoul_today():
-        raise OperationRefused(N_("The new date must not be in the past."))
+        raise OperationRefused(gettext_noop("The new date must not be in the past."))
     soldier.discharge_postponed_until = until
     soldier.save(update_fields=["discharge_postponed_until", "updated_at"])
     logger.info("discharge of soldier %s postponed to %s by %s", soldier.pk, until, requested_by)
@@ -1506,7 +1521,9 @@ def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | N
     ).first()
     if failed is not None:
         raise _StepFailed(
-            N_("Deleting VM %(name)s failed (%(reason)s); retry it, then retry the discharge."),
+            gettext_noop(
+                "Deleting VM %(name)s failed (%(reason)s); retry it, then retry the discharge."
+            ),
             name=failed.instance.name if failed.instance else "-",
             reason=failed.message_text,
         )
@@ -1777,10 +1794,12 @@ _ACTION_OF_KIND: dict[str, str] = {
 }
 
 _SUCCESS_MESSAGES: dict[str, str] = {
-    Operation.Kind.ONBOARD: N_("The soldier's cloud account and project are ready."),
-    Operation.Kind.LAUNCH: N_("The VM is running and reachable at its floating IP."),
-    Operation.Kind.DELETE: N_("The VM and its floating IP were deleted."),
-    Operation.Kind.POWER: N_("The power action finished."),
-    Operation.Kind.RECONCILE: N_("The portal is in sync with the cloud."),
-    Operation.Kind.DISCHARGE: N_("The soldier's VMs were deleted and their account disabled."),
+    Operation.Kind.ONBOARD: gettext_noop("The soldier's cloud account and project are ready."),
+    Operation.Kind.LAUNCH: gettext_noop("The VM is running and reachable at its floating IP."),
+    Operation.Kind.DELETE: gettext_noop("The VM and its floating IP were deleted."),
+    Operation.Kind.POWER: gettext_noop("The power action finished."),
+    Operation.Kind.RECONCILE: gettext_noop("The portal is in sync with the cloud."),
+    Operation.Kind.DISCHARGE: gettext_noop(
+        "The soldier's VMs were deleted and their account disabled."
+    ),
 }

@@ -65,11 +65,11 @@ def test_power_state_choices_are_novas_codes() -> None:
     assert PowerState.values == [0, 1, 3, 4, 6, 7]
 
 
-def test_power_state_display_is_korean_by_default_when_translated() -> None:
-    with translation.override("ko"):
-        label = power_state_label(1)
-    # Korean first: either a translation exists, or the English label is shown unchanged.
-    assert label in {"실행 중", "Running"}
+def test_power_state_display_is_korean_by_default(settings) -> None:
+    assert settings.LANGUAGE_CODE == "ko"
+    with translation.override(settings.LANGUAGE_CODE):
+        assert power_state_label(1) == "실행 중"
+        assert power_state_label(9) == "알 수 없음 (9)"
 
 
 def test_discharge_warning_starts_the_configured_number_of_days_before(settings) -> None:

@@ -1,0 +1,212 @@
+"""Fixtures for portal-against-devcloud tests: settings pointed at devcloud, tasks run in-process.
+
+Tasks are run by django-tasks-db's own ``Worker.run_task`` in the test thread, in queue order,
+sleeping only until the next delayed task (a wait for ACTIVE) is due; so a test sees the same
+code path as ``manage.py db_worker`` without a second process (one test starts the real one).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone, translation
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+
+from portal import cloud, services
+from portal.models import Operation, Soldier, VmTemplate
+from portal.openstack import OpenStackClient
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test in this session uses (devcloud is shared by the session)."""
+    return f"{prefix}{next(_names)}-{int(time.time() * 1000) % 100000}"
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Assertions read English messages; one test checks the Korean default on its own."""
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def target_devcloud(devcloud: Any) -> Any:
+    """The devcloud the portal talks to; a module may override it with one of its own."""
+    return devcloud
+
+
+@pytest.fixture
+def portal_cloud(
+    target_devcloud: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """Point the portal's client at devcloud, with short waits and retries."""
+    devcloud = target_devcloud
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(devcloud.clouds_yaml))
+    settings.OPENSTACK_CLOUD = "devcloud"
+    settings.OPENSTACK_NETWORK_MODE = "project"
+    settings.OPENSTACK_EXTERNAL_NETWORK = "public"
+    settings.OPERATION_POLL_SECONDS = 0.1
+    settings.OPERATION_RETRY_BASE_SECONDS = 0.05
+    settings.OPERATION_RETRY_MAX_SECONDS = 0.2
+    settings.OPERATION_MAX_RETRIES = 3
+    cloud.reset_client()
+    devcloud.faults.reset()
+    yield devcloud
+    devcloud.faults.reset()
+    cloud.reset_client()
+
+
+@pytest.fixture
+def admin(portal_cloud: Any) -> OpenStackClient:
+    """The portal's own (admin) client, to look at devcloud the way an operator would."""
+    return cloud.get_client()
+
+
+def run_tasks(*, timeout: float = 60.0, max_tasks: int = 10_000) -> int:
+    """Run queued tasks until none is left (waiting for delayed ones); returns how many ran."""
+    worker = Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="pytest",
+        excluded_queue_names=[],
+    )
+    deadline = time.monotonic() + timeout
+    ran = 0
+    while ran < max_tasks:
+        task = DBTaskResult.objects.ready().first()
+        if task is not None:
+            task.claim(worker.worker_id)
+            worker.run_task(task)
+            ran += 1
+            continue
+        later = DBTaskResult.objects.filter(status="READY").order_by("run_after").first()
+        if later is None:
+            return ran
+        if time.monotonic() > deadline:
+            raise AssertionError(f"tasks still queued after {timeout}s")
+        delay = (later.run_after - timezone.now()).total_seconds()
+        time.sleep(min(max(delay, 0.01), 0.5))
+    return ran
+
+
+@pytest.fixture
+def tasks() -> Callable[..., int]:
+    return run_tasks
+
+
+@dataclass
+class Cast:
+    """The people of a test: a staff user and a fresh soldier with a template to use."""
+
+    staff: Any
+    soldier: Soldier
+    template: VmTemplate
+
+
+def make_soldier(username: str | None = None, **fields: Any) -> Soldier:
+    username = username or unique("sol")
+    user = get_user_model().objects.create_user(username=username)
+    soldier = services.soldier_create(user=user, service_number=f"SN-{username}", name=username)
+    for key, value in fields.items():
+        setattr(soldier, key, value)
+    if fields:
+        soldier.save()
+    return soldier
+
+
+@pytest.fixture
+def cast(portal_cloud: Any) -> Cast:
+    staff = get_user_model().objects.create_user(username=unique("staff"), is_staff=True)
+    template = services.vm_template_from_cloud(name=unique("tpl"))
+    return Cast(staff=staff, soldier=make_soldier(), template=template)
+
+
+def finished(op: Operation) -> Operation:
+    op.refresh_from_db()
+    return op
+
+
+def requests_matching(devcloud: Any, method: str, path: str) -> list[dict[str, Any]]:
+    """devcloud's log entries for ``method`` whose path matches the regular expression."""
+    return [e for e in devcloud.requests() if e["method"] == method and re.search(path, e["path"])]
+
+
+class Interrupted(Exception):
+    """Raised at a step boundary to stand for a crash between two steps."""
+
+
+@pytest.fixture
+def interrupt_before() -> Iterator[Callable[[str], None]]:
+    """``interrupt_before("server")``: the next operation to reach that step raises, once."""
+    armed: dict[str, bool] = {}
+
+    def receiver(sender: Any, operation: Operation, step: str, **kwargs: Any) -> None:
+        if armed.pop(step, False):
+            raise Interrupted(step)
+
+    services.step_reached.connect(receiver, dispatch_uid="tests.interrupt_before")
+
+    def arm(step: str) -> None:
+        armed[step] = True
+
+    yield arm
+    services.step_reached.disconnect(dispatch_uid="tests.interrupt_before")
+
+
+def inventory(admin: OpenStackClient, soldier: Soldier) -> dict[str, int]:
+    """How many of each thing devcloud holds for this soldier, counted over HTTP."""
+    name = soldier.keystone_user_name
+    project_name = f"cs-{name}"
+    projects = admin.list_projects(name=project_name)
+    counts = {
+        "users": len(admin.list_users(name=name)),
+        "projects": len(projects),
+        "servers": 0,
+        "floating_ips": 0,
+        "networks": 0,
+        "subnets": 0,
+        "routers": 0,
+        "router_interfaces": 0,
+    }
+    if len(projects) != 1:
+        return counts
+    project_id = projects[0].id
+    servers = admin.list_servers(all_projects=True, project_id=project_id)
+    counts["servers"] = len([s for s in servers if s.status_raw != "DELETED"])
+    counts["floating_ips"] = len(admin.list_floating_ips(project_id=project_id))
+    networks = admin.list_networks(name=f"{project_name}-net", project_id=project_id)
+    counts["networks"] = len(networks)
+    for network in networks:
+        counts["subnets"] += len(admin.list_subnets(network_id=network.id))
+    routers = admin.list_routers(name=f"{project_name}-router", project_id=project_id)
+    counts["routers"] = len(routers)
+    for router in routers:
+        counts["router_interfaces"] += len(admin.list_ports(device_id=router.id))
+    return counts
+
+
+ONE_VM = {
+    "users": 1,
+    "projects": 1,
+    "servers": 1,
+    "floating_ips": 1,
+    "networks": 1,
+    "subnets": 1,
+    "routers": 1,
+    "router_interfaces": 1,
+}
+ONBOARDED = {**ONE_VM, "servers": 0, "floating_ips": 0}

@@ -1,0 +1,132 @@
+"""Deleting against devcloud: nothing left behind, nothing the portal does not own touched."""
+
+from typing import Any
+
+import pytest
+
+from portal import services
+from portal.models import FloatingIP, Instance, Operation
+from portal.openstack import NotFound, OpenStackClient
+from tests.integration.conftest import ONBOARDED, Cast, finished, inventory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+
+DELETE_STEPS = services._STEPS[Operation.Kind.DELETE]
+
+
+def running_vm(cast: Cast, tasks: Any) -> Instance:
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    assert instance.status == "ACTIVE", instance.last_error
+    return instance
+
+
+def test_delete_releases_the_portal_floating_ip_then_deletes_the_server_and_marks_it(
+    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: Any
+) -> None:
+    instance = running_vm(cast, tasks)
+    fip = FloatingIP.objects.get(instance=instance)
+    portal_cloud.clear_requests()
+
+    op = services.instance_delete(instance=instance, requested_by=cast.staff)
+    tasks()
+
+    op = finished(op)
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+    instance.refresh_from_db()
+    assert instance.status == "DELETED"
+    assert instance.terminated_at is not None
+    assert instance.pending_action == ""
+    assert not instance.deleted_outside_portal
+    fip.refresh_from_db()
+    assert fip.released_at is not None
+    with pytest.raises(NotFound):
+        admin.get_floating_ip(fip.neutron_id)
+    with pytest.raises(NotFound):
+        admin.get_server(instance.server_id or "")
+    assert inventory(admin, cast.soldier) == ONBOARDED
+    # The floating IP goes before the server, so no window leaves it orphaned.
+    mutations = [
+        (e["method"], e["path"])
+        for e in portal_cloud.requests()
+        if e["method"] == "DELETE"
+    ]
+    assert [m for m, _ in mutations] == ["DELETE", "DELETE"]
+    assert "/floatingips/" in mutations[0][1]
+    assert "/servers/" in mutations[1][1]
+
+
+def test_a_hand_made_floating_ip_survives_the_deletion_of_its_server(
+    cast: Cast, admin: OpenStackClient, tasks: Any, interrupt_before: Any
+) -> None:
+    # Someone binds their own floating IP to the VM's port before the portal gets to it.
+    interrupt_before("floating_ip")
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    project_client = admin.for_project(instance.project.keystone_id)
+    public = admin.list_networks(name="public")[0]
+    by_hand = project_client.create_floating_ip(
+        floating_network_id=public.id, port_id=instance.port_id, description="mine"
+    )
+    services.operation_retry(operation=instance.operations.get())
+    tasks()
+    instance.refresh_from_db()
+    assert instance.status == "ACTIVE"
+    record = FloatingIP.objects.get(neutron_id=by_hand.id)
+    assert not record.created_by_portal
+    assert instance.floating_ip == by_hand.floating_ip_address
+
+    op = services.instance_delete(instance=instance)
+    tasks()
+
+    assert finished(op).state == Operation.State.SUCCEEDED
+    survivor = admin.get_floating_ip(by_hand.id)
+    assert survivor.floating_ip_address == by_hand.floating_ip_address
+    assert survivor.port_id is None
+    record.refresh_from_db()
+    assert record.released_at is None
+
+
+@pytest.mark.parametrize("stop_before", DELETE_STEPS[1:])
+def test_delete_interrupted_before_each_step_still_leaves_nothing_behind(
+    cast: Cast, admin: OpenStackClient, tasks: Any, interrupt_before: Any, stop_before: str
+) -> None:
+    instance = running_vm(cast, tasks)
+    interrupt_before(stop_before)
+    op = services.instance_delete(instance=instance)
+    tasks()
+    op = finished(op)
+    assert op.state == Operation.State.FAILED
+    instance.refresh_from_db()
+    assert instance.pending_action == ""
+
+    services.operation_retry(operation=op)
+    tasks()
+
+    assert finished(op).state == Operation.State.SUCCEEDED
+    assert inventory(admin, cast.soldier) == ONBOARDED
+
+
+def test_deleting_a_vm_whose_launch_failed_before_the_server_existed(
+    cast: Cast, admin: OpenStackClient, tasks: Any, interrupt_before: Any
+) -> None:
+    interrupt_before("server")
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    op = services.instance_delete(instance=instance)
+    tasks()
+    assert finished(op).state == Operation.State.SUCCEEDED
+    instance.refresh_from_db()
+    assert instance.status == "DELETED"
+    assert inventory(admin, cast.soldier) == ONBOARDED
+
+
+def test_a_deleted_vm_cannot_be_deleted_again(cast: Cast, tasks: Any) -> None:
+    instance = running_vm(cast, tasks)
+    services.instance_delete(instance=instance)
+    tasks()
+    instance.refresh_from_db()
+    with pytest.raises(services.OperationRefused, match="already deleted"):
+        services.instance_delete(instance=instance)

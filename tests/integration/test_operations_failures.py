@@ -1,0 +1,124 @@
+"""Cloud failures end as failed operations with the service's words and request id.
+
+5xx and dropped connections are retried a bounded number of times with backoff; quota and
+policy refusals are not retried at all.
+"""
+
+from typing import Any
+
+import pytest
+from django.utils import translation
+
+from portal import services
+from portal.models import Instance, Operation
+from portal.openstack import OpenStackClient
+from tests.integration.conftest import ONE_VM, Cast, finished, inventory, requests_matching
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+
+
+def launch(cast: Cast) -> tuple[Instance, Operation]:
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    return instance, instance.operations.get()
+
+
+def test_a_few_server_errors_are_retried_and_the_launch_succeeds_once(
+    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: Any
+) -> None:
+    portal_cloud.faults.add(method="POST", path="/servers$", status=500, count=2)
+    _, op = launch(cast)
+    tasks()
+
+    op = finished(op)
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+    assert op.retries == 2
+    assert len(requests_matching(portal_cloud, "POST", "/servers$")) == 3
+    assert inventory(admin, cast.soldier) == ONE_VM
+    # The failed attempts' request ids are kept for the cloud's operators.
+    assert len(op.request_ids) == 2
+
+
+def test_a_cloud_that_keeps_failing_is_retried_a_bounded_number_of_times(
+    cast: Cast, tasks: Any, portal_cloud: Any, settings: Any
+) -> None:
+    settings.OPERATION_MAX_RETRIES = 3
+    portal_cloud.faults.add(method="POST", path="/servers$", status=503)
+    instance, op = launch(cast)
+    tasks()
+
+    op = finished(op)
+    assert op.state == Operation.State.FAILED
+    assert len(requests_matching(portal_cloud, "POST", "/servers$")) == 4
+    assert op.request_ids[-1] in op.message_text
+    assert "did not answer after 4 tries" in op.message_text
+    instance.refresh_from_db()
+    assert instance.pending_action == ""
+    assert instance.last_error == op.message_text
+
+
+def test_dropped_connections_while_waiting_are_retried(
+    cast: Cast, tasks: Any, portal_cloud: Any
+) -> None:
+    portal_cloud.faults.add(method="GET", path="/servers/[0-9a-f-]+$", action="drop", count=4)
+    _, op = launch(cast)
+    tasks()
+    op = finished(op)
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+
+
+def test_quota_exceeded_is_not_retried_and_says_so_in_plain_words(
+    cast: Cast, tasks: Any, portal_cloud: Any
+) -> None:
+    portal_cloud.faults.add(
+        method="POST",
+        path="/servers$",
+        status=403,
+        count=1,
+        message="Quota exceeded for instances: Requested 1, but already used 10 of 10 instances",
+    )
+    _, op = launch(cast)
+    tasks()
+
+    op = finished(op)
+    assert op.state == Operation.State.FAILED
+    assert len(requests_matching(portal_cloud, "POST", "/servers$")) == 1
+    assert op.retries == 0
+    assert "quota is used up" in op.message_text
+    assert "not retried" in op.message_text
+    assert "Quota exceeded for instances" in op.message_text
+    assert op.request_ids and op.request_ids[0] in op.message_text
+    with translation.override("ko"):
+        korean = op.message_text
+    assert "할당량" in korean
+    assert "Quota exceeded for instances" in korean
+
+
+def test_a_policy_refusal_is_not_retried(cast: Cast, tasks: Any, portal_cloud: Any) -> None:
+    portal_cloud.faults.add(
+        method="POST", path="/v2.0/floatingips$", status=403, count=1, message="Policy forbids"
+    )
+    _, op = launch(cast)
+    tasks()
+
+    op = finished(op)
+    assert op.state == Operation.State.FAILED
+    assert op.step == "floating_ip"
+    assert "policy does not allow" in op.message_text
+    assert len(requests_matching(portal_cloud, "POST", "/v2.0/floatingips$")) == 1
+
+
+def test_a_failed_launch_can_be_retried_from_where_it_stopped(
+    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: Any
+) -> None:
+    portal_cloud.faults.add(method="POST", path="/v2.0/floatingips$", status=409, count=1)
+    _, op = launch(cast)
+    tasks()
+    assert finished(op).state == Operation.State.FAILED
+    creates_before = len(requests_matching(portal_cloud, "POST", "/servers$"))
+
+    services.operation_retry(operation=op)
+    tasks()
+
+    assert finished(op).state == Operation.State.SUCCEEDED
+    assert len(requests_matching(portal_cloud, "POST", "/servers$")) == creates_before
+    assert inventory(admin, cast.soldier) == ONE_VM

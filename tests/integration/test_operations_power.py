@@ -1,0 +1,124 @@
+"""Power actions against devcloud, and the one-operation-per-VM guard under concurrency."""
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from portal import services
+from portal.models import Instance, Operation, PowerState
+from tests.integration.conftest import Cast, finished, requests_matching
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+
+
+def running_vm(cast: Cast, tasks: Any) -> Instance:
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    assert instance.status == "ACTIVE", instance.last_error
+    return instance
+
+
+def power(instance: Instance, action: Instance.Action, tasks: Any) -> Operation:
+    op = services.instance_power(instance=instance, action=action)
+    tasks()
+    op = finished(op)
+    instance.refresh_from_db()
+    return op
+
+
+def test_stop_start_and_reboots_drive_the_server_and_its_mirror(cast: Cast, tasks: Any) -> None:
+    instance = running_vm(cast, tasks)
+
+    op = power(instance, Instance.Action.STOP, tasks)
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+    assert (instance.status, instance.power_state) == ("SHUTOFF", PowerState.SHUTDOWN)
+
+    op = power(instance, Instance.Action.START, tasks)
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+    assert (instance.status, instance.power_state) == ("ACTIVE", PowerState.RUNNING)
+
+    for action in (Instance.Action.REBOOT_SOFT, Instance.Action.REBOOT_HARD):
+        op = power(instance, action, tasks)
+        assert op.state == Operation.State.SUCCEEDED, op.message_text
+        assert instance.status == "ACTIVE"
+        assert instance.pending_action == ""
+
+
+def test_an_action_the_state_forbids_is_refused_without_calling_the_cloud(
+    cast: Cast, tasks: Any, portal_cloud: Any
+) -> None:
+    instance = running_vm(cast, tasks)
+    portal_cloud.clear_requests()
+    with pytest.raises(services.OperationRefused, match="not possible while the VM is ACTIVE"):
+        services.instance_power(instance=instance, action=Instance.Action.START)
+    assert portal_cloud.requests() == []
+    instance.refresh_from_db()
+    assert instance.pending_action == ""
+    assert not instance.operations.filter(kind=Operation.Kind.POWER).exists()
+
+
+def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_request_id(
+    cast: Cast, tasks: Any, portal_cloud: Any
+) -> None:
+    instance = running_vm(cast, tasks)
+    portal_cloud.faults.add(
+        method="POST", path="/action$", status=409, count=1, message="Cannot 'stop' instance"
+    )
+    op = power(instance, Instance.Action.STOP, tasks)
+    assert op.state == Operation.State.FAILED
+    assert "Cannot 'stop' instance" in op.message_text
+    assert op.request_ids and op.request_ids[0] in op.message_text
+    assert instance.last_error == op.message_text
+    assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
+
+
+def test_two_simultaneous_actions_on_one_vm_one_is_refused_and_makes_no_cloud_call(
+    cast: Cast, tasks: Any, portal_cloud: Any
+) -> None:
+    instance = running_vm(cast, tasks)
+    portal_cloud.clear_requests()
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def act(action: Instance.Action) -> None:
+        try:
+            barrier.wait()
+            mine = Instance.objects.get(pk=instance.pk)
+            outcomes.append(services.instance_power(instance=mine, action=action))
+        except services.OperationRefused as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=act, args=(Instance.Action.STOP,)),
+        threading.Thread(target=act, args=(Instance.Action.REBOOT_HARD,)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    refused = [o for o in outcomes if isinstance(o, services.OperationRefused)]
+    accepted = [o for o in outcomes if isinstance(o, Operation)]
+    assert len(refused) == 1 and len(accepted) == 1
+    assert "already has an operation in progress" in str(refused[0])
+    assert portal_cloud.requests() == []
+
+    tasks()
+    assert finished(accepted[0]).state == Operation.State.SUCCEEDED
+    assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
+    assert Operation.objects.filter(instance=instance, kind=Operation.Kind.POWER).count() == 1
+
+
+def test_an_action_while_another_is_pending_is_refused(cast: Cast, tasks: Any) -> None:
+    instance = running_vm(cast, tasks)
+    services.instance_power(instance=instance, action=Instance.Action.STOP)
+    with pytest.raises(services.OperationRefused, match="Stopping"):
+        services.instance_delete(instance=instance)
+    tasks()
+    instance.refresh_from_db()
+    assert services.instance_delete(instance=instance).kind == Operation.Kind.DELETE
