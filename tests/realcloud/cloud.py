@@ -11,6 +11,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,12 +65,15 @@ class Build:
             "procs": [],
             "timings": {},
         }
+        # Services are started from several threads at once; each records itself here.
+        self._lock = threading.RLock()
 
     def save(self) -> None:
-        target = self.dir / "state.json"
-        scratch = target.with_suffix(".tmp")
-        scratch.write_text(json.dumps(self.state, indent=2))
-        scratch.replace(target)
+        with self._lock:
+            target = self.dir / "state.json"
+            scratch = target.with_suffix(".tmp")
+            scratch.write_text(json.dumps(self.state, indent=2))
+            scratch.replace(target)
 
     def port(self, name: str) -> int:
         number = proc.free_port()
@@ -90,9 +94,10 @@ class Build:
             "LANG": "C.UTF-8",
             **env,
         }
-        started = proc.spawn(name, argv, env=full_env, cwd=self.dir, log_dir=self.dir / "log")
-        self.state["procs"].append(started.to_json())
-        self.save()
+        with self._lock:
+            started = proc.spawn(name, argv, env=full_env, cwd=self.dir, log_dir=self.dir / "log")
+            self.state["procs"].append(started.to_json())
+            self.save()
         return started
 
     def serve_wsgi(
@@ -125,8 +130,9 @@ class Build:
             "wsgi_shim:application",
         ]
         started = self.spawn(name, argv, {**env, "REALCLOUD_WSGI_MODULE": module})
-        self.state["health"][name] = health
-        self.save()
+        with self._lock:
+            self.state["health"][name] = health
+            self.save()
         proc.wait_http(health, started)
         return started
 
@@ -223,10 +229,7 @@ def down(cloud_dir: Path) -> float:
     state = _state(cloud_dir)
     if state is None:
         return 0.0
-    # Reverse order: compute before conductor before the APIs, so nothing logs a storm of
-    # connection errors at a service that is already gone.
-    for item in reversed(_procs(state)):
-        proc.stop(item)
+    proc.stop_all(_procs(state))
     if state.get("mode") == "full":
         from tests.realcloud import services
 

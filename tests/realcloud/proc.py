@@ -115,21 +115,26 @@ def _reap() -> None:
             _CHILDREN.remove(child)
 
 
-def stop(proc: Proc, *, grace: float = 10.0) -> None:
-    """Stop the process and its whole group: SIGTERM, then SIGKILL after `grace` seconds."""
-    if not proc.is_ours():
-        return
-    pgid = proc.pid  # start_new_session made the pid the group id
+def stop_all(procs: Sequence[Proc], *, grace: float = 10.0) -> None:
+    """Stop the processes and their whole groups: SIGTERM to all, SIGKILL after `grace` s.
+
+    All at once, since each may spend seconds on a graceful shutdown and they do not depend on
+    each other once the cloud is going away.
+    """
+    groups = {p.pid: p for p in procs if p.is_ours()}  # start_new_session: pid == group id
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             _reap()
-            if not _alive_in_group(pgid):
+            groups = {pgid: p for pgid, p in groups.items() if _alive_in_group(pgid)}
+            if not groups:
                 return
             time.sleep(0.1)
-    raise RuntimeError(f"{proc.name} (pid {proc.pid}) survived SIGKILL")
+    names = ", ".join(f"{p.name} (pid {p.pid})" for p in groups.values())
+    raise RuntimeError(f"survived SIGKILL: {names}")
 
 
 def log_tail(proc: Proc, lines: int = 30) -> str:

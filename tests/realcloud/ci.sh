@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# CI: bring the full real OpenStack up on this machine, run the cloud tests against it with
+# CODESQUARE_TEST_CLOUD=realcloud, and take it down again whatever the tests did.
+# Extra arguments go to pytest (e.g. -x, -k). Runs as root on a clean clone.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../../bin/_lib.sh
+source "$ROOT/bin/_lib.sh"
+
+say() { echo "==> $*"; }
+
+apt_ready=0
+need_package() {  # need_package COMMAND DEBIAN-PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [ "$apt_ready" -eq 0 ]; then
+        apt-get update -qq
+        apt_ready=1
+    fi
+    say "installing $2"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+wait_for() {  # wait_for SECONDS WHAT COMMAND...
+    local seconds=$1 what=$2
+    shift 2
+    for _ in $(seq "$seconds"); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 1
+    done
+    echo "error: $what did not come up within ${seconds}s" >&2
+    return 1
+}
+
+sql_ok() { mariadb -h 127.0.0.1 -u root -e 'SELECT 1'; }
+
+need_package mariadb mariadb-server
+need_package rabbitmqctl rabbitmq-server
+
+if ! sql_ok >/dev/null 2>&1; then
+    say "starting MariaDB"
+    service mariadb start >/dev/null 2>&1 || true
+    wait_for 60 MariaDB mariadb -u root -e 'SELECT 1'
+    # A fresh Debian MariaDB lets root in over its socket only; the cloud connects over TCP.
+    if ! sql_ok >/dev/null 2>&1; then
+        mariadb -u root -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')"
+    fi
+    wait_for 30 "MariaDB on 127.0.0.1" sql_ok
+fi
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    say "starting RabbitMQ"
+    service rabbitmq-server start >/dev/null 2>&1 || rabbitmq-server -detached
+    wait_for 90 RabbitMQ rabbitmqctl -q status
+fi
+
+ensure_venv  # the project's .venv, from bin/_lib.sh; the cloud builds its own venv
+cd "$ROOT"
+
+CLOUD_DIR="${CODESQUARE_REALCLOUD_DIR:-$ROOT/.realcloud/ci}"
+teardown() {
+    say "taking the real cloud down"
+    python -m tests.realcloud down --dir "$CLOUD_DIR" || true
+}
+trap teardown EXIT
+
+say "bringing the real cloud up in $CLOUD_DIR"
+python -m tests.realcloud down --dir "$CLOUD_DIR" >/dev/null  # leftovers of an aborted run
+python -m tests.realcloud up --mode full --dir "$CLOUD_DIR" | grep '^#'
+
+export CODESQUARE_TEST_CLOUD=realcloud CODESQUARE_REALCLOUD_DIR="$CLOUD_DIR"
+paths=()
+for candidate in tests/conformance tests/integration tests/realcloud; do
+    [ -e "$candidate" ] && paths+=("$candidate")
+done
+set +e
+python -m pytest "${paths[@]}" "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "error: no cloud test was collected against the real cloud; that is a failure." >&2
+    exit 1
+fi
+exit "$rc"
