@@ -17,7 +17,7 @@ from devcloud.server import make_server
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m devcloud",
-        description="A local stand-in for OpenStack (Keystone v3, Nova v2.1, Neutron v2.0, Glance v2).",
+        description="A local stand-in for Keystone v3, Nova v2.1, Neutron v2.0 and Glance v2.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8780)
@@ -28,7 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--token-ttl", type=int, default=3600, help="token lifetime in seconds")
     parser.add_argument(
-        "--max-limit", type=int, default=1000, help="Nova's [api] max_limit: largest page of servers"
+        "--max-limit",
+        type=int,
+        default=1000,
+        help="Nova's [api] max_limit: largest page of servers",
     )
     parser.add_argument("--reset", action="store_true", help="forget all state and seed afresh")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -84,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     cloud = Cloud(config)
     server = make_server(cloud, args.host, args.port)
-    url = cloud.base_url(None) if args.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{config.port}"  # noqa: E501, S104
+    # A wildcard bind is still reached through loopback by the local clouds.yaml.
+    wildcard = args.host in ("0.0.0.0", "::")  # noqa: S104
+    url = f"http://127.0.0.1:{config.port}" if wildcard else cloud.base_url(None)
     target = data_dir / "clouds.yaml"
     tmp = target.with_suffix(".yaml.tmp")
     tmp.write_text(clouds_yaml(url, args.admin_password))

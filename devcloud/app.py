@@ -121,7 +121,10 @@ class Cloud:
             error = keystone_error(405, "The method is not allowed for the requested URL.")
         else:
             error = service_error(
-                req.service, 405, "The method specified is not allowed for this resource.", req.accept
+                req.service,
+                405,
+                "The method specified is not allowed for this resource.",
+                req.accept,
             )
         error.response.headers["Allow"] = ", ".join(sorted(set(allowed)))
         return error

@@ -66,7 +66,17 @@ class Control(Service):
 
     def add_fault(self, req: Request) -> Response:
         body = self._body(req)
-        allowed = {"method", "path", "status", "fraction", "count", "latency", "action", "message", "after"}  # noqa: E501
+        allowed = {
+            "method",
+            "path",
+            "status",
+            "fraction",
+            "count",
+            "latency",
+            "action",
+            "message",
+            "after",
+        }
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise _bad(f"Unknown fault field(s): {', '.join(unknown)}")
@@ -104,7 +114,7 @@ class Control(Service):
             raise _bad("count must be an integer") from exc
         if count < 1:
             raise _bad("count must be at least 1")
-        message = str(body.get("message") or "Build of instance aborted: devcloud injected failure")  # noqa: E501
+        message = str(body.get("message") or "Build of instance aborted: devcloud injected failure")
         self.cloud.faults.fail_builds(count, message)
         return Response(202, {"pending": self.cloud.faults.pending_build_failures()})
 

@@ -95,7 +95,9 @@ def glance_error(status: int, message: str, accept: str) -> ApiError:
     """webob renders Glance errors as JSON only when the client asks for it."""
     title = TITLES.get(status, "Error")
     if "json" in accept:
-        return ApiError(Response(status, {"message": message, "code": f"{status} {title}", "title": title}))
+        return ApiError(
+            Response(status, {"message": message, "code": f"{status} {title}", "title": title})
+        )
     html = (
         f"<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n"
         f"  <h1>{status} {title}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"

@@ -1,4 +1,4 @@
-"""Keystone v3: tokens and catalog, users, projects, domains, roles, grants, application credentials."""
+"""Keystone v3: tokens, catalog, users, projects, domains, roles, grants, app credentials."""
 
 from __future__ import annotations
 
@@ -77,7 +77,9 @@ class Token:
 
 
 def _unauthorized(base_url: str, message: str = AUTH_REQUIRED) -> ApiError:
-    return keystone_error(401, message, **{"WWW-Authenticate": f'Keystone uri="{base_url}/identity"'})
+    return keystone_error(
+        401, message, **{"WWW-Authenticate": f'Keystone uri="{base_url}/identity"'}
+    )
 
 
 def _forbidden(action: str) -> ApiError:
@@ -258,7 +260,9 @@ class Identity(Service):
         for service_type, name, prefix in CATALOG:
             endpoints = [
                 {
-                    "id": hashlib.md5(f"{name}-{iface}".encode(), usedforsecurity=False).hexdigest(),
+                    "id": hashlib.md5(
+                        f"{name}-{iface}".encode(), usedforsecurity=False
+                    ).hexdigest(),
                     "interface": iface,
                     "region": REGION,
                     "region_id": REGION,
@@ -316,7 +320,12 @@ class Identity(Service):
         if "name" not in ref:
             raise _bad(path, "'id' or 'name' is a required property")
         if "domain" not in ref:
-            raise keystone_error(400, "Expecting to find domain in user. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.")  # noqa: E501
+            raise keystone_error(
+                400,
+                "Expecting to find domain in user. The server could not comply with the request "
+                "since it is either malformed or otherwise incorrect. The client is assumed to "
+                "be in error.",
+            )
         domain = self._find_domain(ref["domain"], f"{path}/domain")
         if domain is None:
             return None
@@ -337,7 +346,12 @@ class Identity(Service):
         if "name" not in ref:
             raise _bad("auth/scope/project", "'id' or 'name' is a required property")
         if "domain" not in ref:
-            raise keystone_error(400, "Expecting to find domain in project. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.")  # noqa: E501
+            raise keystone_error(
+                400,
+                "Expecting to find domain in project. The server could not comply with the "
+                "request since it is either malformed or otherwise incorrect. The client is "
+                "assumed to be in error.",
+            )
         domain = self._find_domain(ref["domain"], "auth/scope/project/domain")
         if domain is None:
             return None
@@ -379,13 +393,17 @@ class Identity(Service):
         elif method == "application_credential":
             ref = _section(identity, "application_credential", "auth/identity")
             app_cred = self._find_app_cred(ref)
-            if app_cred is None or not check_password(str(ref.get("secret", "")), app_cred["secret_hash"]):
+            if app_cred is None or not check_password(
+                str(ref.get("secret", "")), app_cred["secret_hash"]
+            ):
                 raise _unauthorized(req.base_url)
             if app_cred.get("expires_at") and app_cred["expires_at"] <= now():
                 raise _unauthorized(req.base_url)
             user = self.store.get("user", app_cred["user_id"])
         else:
-            raise _unauthorized(req.base_url, f"Attempted to authenticate with an unsupported method: {method}.")  # noqa: E501
+            raise _unauthorized(
+                req.base_url, f"Attempted to authenticate with an unsupported method: {method}."
+            )
         if user is None or not user["enabled"]:
             raise _unauthorized(req.base_url)
 
@@ -400,7 +418,11 @@ class Identity(Service):
         elif scope is None:
             default = user.get("default_project_id")
             candidate = self.store.get("project", default) if default else None
-            if candidate and candidate["enabled"] and self.effective_roles(user["id"], candidate["id"]):
+            if (
+                candidate
+                and candidate["enabled"]
+                and self.effective_roles(user["id"], candidate["id"])
+            ):
                 project = candidate
         elif scope == "unscoped":
             project = None
@@ -417,10 +439,11 @@ class Identity(Service):
         else:
             raise _bad("auth/scope", f"{json.dumps(scope)} is not of type 'object'")
 
-        if project is not None and app_cred is None:
-            if not project["enabled"] or not self.effective_roles(user["id"], project["id"]):
-                raise _unauthorized(req.base_url)
         if project is not None and not project["enabled"]:
+            raise _unauthorized(req.base_url)
+        # Scoping needs a role on the project (an application credential brings its own).
+        needs_role = project is not None and app_cred is None
+        if needs_role and not self.effective_roles(user["id"], project["id"]):  # type: ignore[index]
             raise _unauthorized(req.base_url)
 
         counters = self._counters()
@@ -524,13 +547,21 @@ class Identity(Service):
     def auth_catalog(self, req: Request) -> Response:
         if not req.token.project_id:
             raise keystone_error(403, "The service catalog is empty.")
-        return Response(200, {"catalog": self.catalog(req.base_url), "links": self._link(req, "auth/catalog")})  # noqa: E501
+        return Response(
+            200, {"catalog": self.catalog(req.base_url), "links": self._link(req, "auth/catalog")}
+        )
 
     def auth_projects(self, req: Request) -> Response:
         ids = {
-            a["project_id"] for a in self.store.values("assignment") if a["user_id"] == req.token.user_id
+            a["project_id"]
+            for a in self.store.values("assignment")
+            if a["user_id"] == req.token.user_id
         }
-        projects = [self.project_view(req, p) for p in self.store.values("project") if p["id"] in ids and p["enabled"]]  # noqa: E501
+        projects = [
+            self.project_view(req, p)
+            for p in self.store.values("project")
+            if p["id"] in ids and p["enabled"]
+        ]
         return Response(200, {"projects": projects, "links": self._link(req, "auth/projects")})
 
     def auth_domains(self, req: Request) -> Response:
@@ -547,9 +578,7 @@ class Identity(Service):
         view.setdefault("options", {})
         return view
 
-    def _paged(
-        self, req: Request, items: list[dict[str, Any]], key: str, path: str
-    ) -> Response:
+    def _paged(self, req: Request, items: list[dict[str, Any]], key: str, path: str) -> Response:
         limit_text = req.q("limit")
         limit = None
         if limit_text is not None:
@@ -623,7 +652,9 @@ class Identity(Service):
         if self.store.get("domain", domain_id) is None:
             raise _not_found("domain", domain_id)
         name = section["name"]
-        if any(u["name"] == name and u["domain_id"] == domain_id for u in self.store.values("user")):
+        if any(
+            u["name"] == name and u["domain_id"] == domain_id for u in self.store.values("user")
+        ):
             raise keystone_error(
                 409,
                 "Conflict occurred attempting to store user - Duplicate entry found with name "
@@ -667,8 +698,13 @@ class Identity(Service):
         if "id" in section and section["id"] != user["id"]:
             raise keystone_error(400, "Cannot change user ID.")
         name = section.get("name")
-        if name and name != user["name"] and any(
-            u["name"] == name and u["domain_id"] == user["domain_id"] for u in self.store.values("user")
+        if (
+            name
+            and name != user["name"]
+            and any(
+                u["name"] == name and u["domain_id"] == user["domain_id"]
+                for u in self.store.values("user")
+            )
         ):
             raise keystone_error(
                 409,
@@ -730,8 +766,12 @@ class Identity(Service):
             self.require_admin(req, "list_user_projects")
         self._get_user(user_id)
         ids = {a["project_id"] for a in self.store.values("assignment") if a["user_id"] == user_id}
-        projects = [self.project_view(req, p) for p in self.store.values("project") if p["id"] in ids]
-        return Response(200, {"projects": projects, "links": self._link(req, f"users/{user_id}/projects")})  # noqa: E501
+        projects = [
+            self.project_view(req, p) for p in self.store.values("project") if p["id"] in ids
+        ]
+        return Response(
+            200, {"projects": projects, "links": self._link(req, f"users/{user_id}/projects")}
+        )
 
     def user_groups(self, req: Request) -> Response:
         user_id = req.params["user_id"]
@@ -762,7 +802,9 @@ class Identity(Service):
     def app_cred_view(self, req: Request, cred: dict[str, Any]) -> dict[str, Any]:
         view = {k: v for k, v in cred.items() if k != "secret_hash"}
         view["expires_at"] = iso_keystone(cred["expires_at"]) if cred.get("expires_at") else None
-        view["links"] = self._link(req, f"users/{cred['user_id']}/application_credentials/{cred['id']}")
+        view["links"] = self._link(
+            req, f"users/{cred['user_id']}/application_credentials/{cred['id']}"
+        )
         return view
 
     def _own_or_admin(self, req: Request, user_id: str, action: str) -> None:
@@ -778,7 +820,9 @@ class Identity(Service):
             if not parent.get("unrestricted"):
                 raise _forbidden("create_application_credential")
         if not req.token.project_id:
-            raise keystone_error(400, "Application credentials must be created with a project-scoped token.")  # noqa: E501
+            raise keystone_error(
+                400, "Application credentials must be created with a project-scoped token."
+            )
         section = _section(_json_body(req), "application_credential")
         if "name" not in section:
             raise _bad("application_credential", "'name' is a required property")
@@ -786,13 +830,22 @@ class Identity(Service):
         _check_str(section, "secret", "application_credential", nullable=True)
         _check_str(section, "description", "application_credential", nullable=True)
         _check_bool(section, "unrestricted", "application_credential")
-        if any(c["user_id"] == user_id and c["name"] == section["name"] for c in self.store.values("app_cred")):  # noqa: E501
-            raise keystone_error(409, f"Conflict occurred attempting to store application_credential - Duplicate entry found with name {section['name']}.")  # noqa: E501
+        if any(
+            c["user_id"] == user_id and c["name"] == section["name"]
+            for c in self.store.values("app_cred")
+        ):
+            raise keystone_error(
+                409,
+                "Conflict occurred attempting to store application_credential - Duplicate entry "
+                f"found with name {section['name']}.",
+            )
         wanted = section.get("roles")
         roles = []
         if wanted:
             if not isinstance(wanted, list):
-                raise _bad("application_credential/roles", f"{json.dumps(wanted)} is not of type 'array'")
+                raise _bad(
+                    "application_credential/roles", f"{json.dumps(wanted)} is not of type 'array'"
+                )
             for ref in wanted:
                 role = None
                 if isinstance(ref, dict):
@@ -800,7 +853,11 @@ class Identity(Service):
                         (r for r in self.store.values("role") if r["name"] == ref.get("name")), None
                     )
                 if role is None or role["name"] not in req.token.roles:
-                    raise keystone_error(403, "Application credentials may not be granted roles the creator does not hold.")  # noqa: E501
+                    raise keystone_error(
+                        403,
+                        "Application credentials may not be granted roles the creator does not "
+                        "hold.",
+                    )
                 roles.append({"id": role["id"], "name": role["name"], "domain_id": None})
         else:
             roles = [
@@ -814,7 +871,9 @@ class Identity(Service):
             try:
                 expires_ts = parse_time(str(expires))
             except ValueError as exc:
-                raise _bad("application_credential/expires_at", f"'{expires}' is not a 'date-time'") from exc  # noqa: E501
+                raise _bad(
+                    "application_credential/expires_at", f"'{expires}' is not a 'date-time'"
+                ) from exc
         secret = section.get("secret") or secrets.token_urlsafe(64)
         cred = {
             "id": new_hex_id(),
@@ -841,7 +900,13 @@ class Identity(Service):
         name = req.q("name")
         if name is not None:
             creds = [c for c in creds if c["name"] == name]
-        return Response(200, {"application_credentials": [self.app_cred_view(req, c) for c in creds], "links": self._link(req, f"users/{user_id}/application_credentials")})  # noqa: E501
+        return Response(
+            200,
+            {
+                "application_credentials": [self.app_cred_view(req, c) for c in creds],
+                "links": self._link(req, f"users/{user_id}/application_credentials"),
+            },
+        )
 
     def _get_app_cred(self, req: Request, action: str) -> dict[str, Any]:
         user_id = req.params["user_id"]
@@ -868,7 +933,12 @@ class Identity(Service):
         return view
 
     def create_project_record(
-        self, *, name: str, domain_id: str = "default", description: str = "", enabled: bool = True,
+        self,
+        *,
+        name: str,
+        domain_id: str = "default",
+        description: str = "",
+        enabled: bool = True,
         extras: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         project: dict[str, Any] = {
@@ -918,7 +988,9 @@ class Identity(Service):
         domain_id = section.get("domain_id") or "default"
         if self.store.get("domain", domain_id) is None:
             raise _not_found("domain", domain_id)
-        if any(p["name"] == name and p["domain_id"] == domain_id for p in self.store.values("project")):
+        if any(
+            p["name"] == name and p["domain_id"] == domain_id for p in self.store.values("project")
+        ):
             raise keystone_error(
                 409,
                 "Conflict occurred attempting to store project - it is not permitted to have two "
@@ -927,7 +999,8 @@ class Identity(Service):
         extras = {
             k: v
             for k, v in section.items()
-            if k not in ("id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain")
+            if k
+            not in ("id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain")
         }
         project = self.create_project_record(
             name=name,
@@ -991,7 +1064,10 @@ class Identity(Service):
         name = req.q("name")
         if name is not None:
             roles = [r for r in roles if r["name"] == name]
-        return Response(200, {"roles": [self.role_view(req, r) for r in roles], "links": self._link(req, "roles")})  # noqa: E501
+        return Response(
+            200,
+            {"roles": [self.role_view(req, r) for r in roles], "links": self._link(req, "roles")},
+        )
 
     def get_role(self, req: Request) -> Response:
         self.require_admin(req, "get_role")
@@ -1000,7 +1076,9 @@ class Identity(Service):
             raise _not_found("role", req.params["role_id"])
         return Response(200, {"role": self.role_view(req, role)})
 
-    def _grant_parts(self, req: Request) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    def _grant_parts(
+        self, req: Request
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         project = self._get_project(req.params["project_id"])
         user = self._get_user(req.params["user_id"])
         role = None
@@ -1014,7 +1092,8 @@ class Identity(Service):
         key = f"{user_id}:{project_id}:{role_id}"
         if self.store.get("assignment", key) is None:
             self.store.put(
-                "assignment", {"id": key, "user_id": user_id, "project_id": project_id, "role_id": role_id}
+                "assignment",
+                {"id": key, "user_id": user_id, "project_id": project_id, "role_id": role_id},
             )
 
     def put_grant(self, req: Request) -> Response:
@@ -1029,7 +1108,11 @@ class Identity(Service):
         project, user, role = self._grant_parts(req)
         assert role is not None
         if self.store.get("assignment", f"{user['id']}:{project['id']}:{role['id']}") is None:
-            raise keystone_error(404, f"Could not find role assignment with role: {role['id']}, user or group: {user['id']}, project, domain, or system: {project['id']}.")  # noqa: E501
+            raise keystone_error(
+                404,
+                f"Could not find role assignment with role: {role['id']}, user or group: "
+                f"{user['id']}, project, domain, or system: {project['id']}.",
+            )
         return Response(204)
 
     def delete_grant(self, req: Request) -> Response:
@@ -1038,7 +1121,11 @@ class Identity(Service):
         assert role is not None
         key = f"{user['id']}:{project['id']}:{role['id']}"
         if self.store.get("assignment", key) is None:
-            raise keystone_error(404, f"Could not find role assignment with role: {role['id']}, user or group: {user['id']}, project, domain, or system: {project['id']}.")  # noqa: E501
+            raise keystone_error(
+                404,
+                f"Could not find role assignment with role: {role['id']}, user or group: "
+                f"{user['id']}, project, domain, or system: {project['id']}.",
+            )
         self.store.delete("assignment", key)
         return Response(204)
 
@@ -1051,13 +1138,22 @@ class Identity(Service):
             if a["user_id"] == user["id"] and a["project_id"] == project["id"]
         }
         roles = [self.role_view(req, r) for r in self.store.values("role") if r["id"] in ids]
-        return Response(200, {"roles": roles, "links": self._link(req, f"projects/{project['id']}/users/{user['id']}/roles")})  # noqa: E501
+        return Response(
+            200,
+            {
+                "roles": roles,
+                "links": self._link(req, f"projects/{project['id']}/users/{user['id']}/roles"),
+            },
+        )
 
     def list_role_assignments(self, req: Request) -> Response:
         wanted_user = req.q("user.id")
         if not req.token.is_admin and wanted_user != req.token.user_id:
             raise _forbidden("list_role_assignments")
-        include_names = req.q("include_names") is not None and (req.q("include_names") or "true").lower() not in FALSE_WORDS  # noqa: E501
+        include_names = (
+            req.q("include_names") is not None
+            and (req.q("include_names") or "true").lower() not in FALSE_WORDS
+        )
         effective = req.q("effective") is not None
         rows = []
         for a in self.store.values("assignment"):
@@ -1076,22 +1172,40 @@ class Identity(Service):
                 rows.append(self._assignment_view(req, a, r, include_names))
         if req.q("group.id"):
             rows = []
-        return Response(200, {"role_assignments": rows, "links": self._link(req, "role_assignments")})  # noqa: E501
+        return Response(
+            200, {"role_assignments": rows, "links": self._link(req, "role_assignments")}
+        )
 
-    def _assignment_view(self, req: Request, a: dict[str, Any], role: dict[str, Any], names: bool) -> dict[str, Any]:  # noqa: E501
+    def _assignment_view(
+        self, req: Request, a: dict[str, Any], role: dict[str, Any], names: bool
+    ) -> dict[str, Any]:
         base = f"{req.base_url}/identity/v3"
         row: dict[str, Any] = {
             "role": {"id": role["id"]},
             "user": {"id": a["user_id"]},
             "scope": {"project": {"id": a["project_id"]}},
-            "links": {"assignment": f"{base}/projects/{a['project_id']}/users/{a['user_id']}/roles/{role['id']}"},  # noqa: E501
+            "links": {
+                "assignment": (
+                    f"{base}/projects/{a['project_id']}/users/{a['user_id']}/roles/{role['id']}"
+                )
+            },
         }
         if names:
             user = self.store.get("user", a["user_id"]) or {}
             project = self.store.get("project", a["project_id"]) or {}
             row["role"]["name"] = role["name"]
-            row["user"].update({"name": user.get("name"), "domain": {"id": user.get("domain_id"), "name": "Default"}})  # noqa: E501
-            row["scope"]["project"].update({"name": project.get("name"), "domain": {"id": project.get("domain_id"), "name": "Default"}})  # noqa: E501
+            row["user"].update(
+                {
+                    "name": user.get("name"),
+                    "domain": {"id": user.get("domain_id"), "name": "Default"},
+                }
+            )
+            row["scope"]["project"].update(
+                {
+                    "name": project.get("name"),
+                    "domain": {"id": project.get("domain_id"), "name": "Default"},
+                }
+            )
         return row
 
     # ---- domains, catalog admin --------------------------------------------------------------
@@ -1110,7 +1224,13 @@ class Identity(Service):
             # Non-admins may look up their own domain only.
             user = self.store.get("user", req.token.user_id) or {}
             domains = [d for d in domains if d["id"] == user.get("domain_id")]
-        return Response(200, {"domains": [self.domain_view(req, d) for d in domains], "links": self._link(req, "domains")})  # noqa: E501
+        return Response(
+            200,
+            {
+                "domains": [self.domain_view(req, d) for d in domains],
+                "links": self._link(req, "domains"),
+            },
+        )
 
     def get_domain(self, req: Request) -> Response:
         domain = self.store.get("domain", req.params["domain_id"])
@@ -1124,7 +1244,14 @@ class Identity(Service):
     def list_services(self, req: Request) -> Response:
         self.require_admin(req, "list_services")
         services = [
-            {"id": e["id"], "type": e["type"], "name": e["name"], "enabled": True, "description": "", "links": self._link(req, f"services/{e['id']}")}  # noqa: E501
+            {
+                "id": e["id"],
+                "type": e["type"],
+                "name": e["name"],
+                "enabled": True,
+                "description": "",
+                "links": self._link(req, f"services/{e['id']}"),
+            }
             for e in self.catalog(req.base_url)
         ]
         return Response(200, {"services": services, "links": self._link(req, "services")})
@@ -1134,9 +1261,21 @@ class Identity(Service):
         endpoints = []
         for entry in self.catalog(req.base_url):
             for ep in entry["endpoints"]:
-                endpoints.append({**ep, "service_id": entry["id"], "enabled": True, "links": self._link(req, f"endpoints/{ep['id']}")})  # noqa: E501
+                endpoints.append(
+                    {
+                        **ep,
+                        "service_id": entry["id"],
+                        "enabled": True,
+                        "links": self._link(req, f"endpoints/{ep['id']}"),
+                    }
+                )
         return Response(200, {"endpoints": endpoints, "links": self._link(req, "endpoints")})
 
     def list_regions(self, req: Request) -> Response:
-        region = {"id": REGION, "description": "", "parent_region_id": None, "links": self._link(req, f"regions/{REGION}")}  # noqa: E501
+        region = {
+            "id": REGION,
+            "description": "",
+            "parent_region_id": None,
+            "links": self._link(req, f"regions/{REGION}"),
+        }
         return Response(200, {"regions": [region], "links": self._link(req, "regions")})

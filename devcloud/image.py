@@ -143,7 +143,9 @@ class Image(Service):
             raise glance_error(400, "Malformed JSON in request body.", req.accept)
         visibility = body.get("visibility", "shared")
         if visibility == "public" and not req.token.is_admin:
-            raise glance_error(403, "You are not authorized to complete publicize_image action.", req.accept)  # noqa: E501
+            raise glance_error(
+                403, "You are not authorized to complete publicize_image action.", req.accept
+            )
         moment = now()
         image: Doc = {
             "id": body.get("id") or new_id(),
@@ -167,7 +169,9 @@ class Image(Service):
             "updated_at": moment,
         }
         self.store.put("image", image)
-        return Response(201, self.view(image), {"Location": f"{req.base_url}/image/v2/images/{image['id']}"})  # noqa: E501
+        return Response(
+            201, self.view(image), {"Location": f"{req.base_url}/image/v2/images/{image['id']}"}
+        )
 
     def _owned(self, req: Request) -> Doc:
         image = self._get(req)
@@ -178,13 +182,17 @@ class Image(Service):
     def delete_image(self, req: Request) -> Response:
         image = self._owned(req)
         if image.get("protected"):
-            raise glance_error(403, f"Image {image['id']} is protected and cannot be deleted.", req.accept)  # noqa: E501
+            raise glance_error(
+                403, f"Image {image['id']} is protected and cannot be deleted.", req.accept
+            )
         self.store.delete("image", image["id"])
         return Response(204)
 
     def _set_status(self, req: Request, status: str) -> Response:
         if not req.token.is_admin:
-            raise glance_error(403, "You are not authorized to complete deactivate action.", req.accept)  # noqa: E501
+            raise glance_error(
+                403, "You are not authorized to complete deactivate action.", req.accept
+            )
         image = self._get(req)
         image["status"] = status
         image["updated_at"] = now()

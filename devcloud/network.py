@@ -100,13 +100,13 @@ class Network(Service):
         r.add("GET", "/v2.0", self.resources)
         r.add("GET", "/v2.0/extensions", self.list_extensions)
         r.add("GET", "/v2.0/extensions/(?P<alias>[^/]+)", self.get_extension)
-        self._crud("networks", "network", self.create_network, self.update_network, self.delete_network)
+        self._crud(
+            "networks", "network", self.create_network, self.update_network, self.delete_network
+        )
         self._crud("subnets", "subnet", self.create_subnet, self.update_subnet, self.delete_subnet)
         self._crud("ports", "port", self.create_port, self.update_port, self.delete_port)
         self._crud("routers", "router", self.create_router, self.update_router, self.delete_router)
-        self._crud(
-            "floatingips", "floatingip", self.create_fip, self.update_fip, self.delete_fip
-        )
+        self._crud("floatingips", "floatingip", self.create_fip, self.update_fip, self.delete_fip)
         self._crud(
             "security-groups", "security_group", self.create_sg, self.update_sg, self.delete_sg
         )
@@ -119,7 +119,9 @@ class Network(Service):
         )
         r.add("PUT", "/v2.0/routers/(?P<id>[^/]+)/add_router_interface", self.add_router_interface)
         r.add(
-            "PUT", "/v2.0/routers/(?P<id>[^/]+)/remove_router_interface", self.remove_router_interface
+            "PUT",
+            "/v2.0/routers/(?P<id>[^/]+)/remove_router_interface",
+            self.remove_router_interface,
         )
         r.add("GET", "/v2.0/quotas", self.list_quotas)
         r.add("GET", "/v2.0/quotas/(?P<project_id>[^/]+)", self.get_quota)
@@ -170,7 +172,9 @@ class Network(Service):
         for ext in EXTENSIONS:
             if ext[0] == req.params["alias"]:
                 return Response(200, {"extension": self._ext(ext)})
-        raise _err(404, "HTTPNotFound", f"Extension with alias {req.params['alias']} does not exist")
+        raise _err(
+            404, "HTTPNotFound", f"Extension with alias {req.params['alias']} does not exist"
+        )
 
     @staticmethod
     def _ext(ext: tuple[str, str, str]) -> Doc:
@@ -238,7 +242,11 @@ class Network(Service):
             out["port_details"] = self._port_details(doc)
         elif kind == "router":
             out["interfaces_info"] = [
-                {"port_id": p["id"], "subnet_id": p["fixed_ips"][0]["subnet_id"], "ip_address": p["fixed_ips"][0]["ip_address"]}  # noqa: E501
+                {
+                    "port_id": p["id"],
+                    "subnet_id": p["fixed_ips"][0]["subnet_id"],
+                    "ip_address": p["fixed_ips"][0]["ip_address"],
+                }
                 for p in self.store.values("port")
                 if p["device_id"] == doc["id"] and p["device_owner"] == OWNER_ROUTER_INTERFACE
             ]
@@ -261,7 +269,9 @@ class Network(Service):
     def _list(self, req: Request, kind: str, collection: str) -> Response:
         if kind == "security_group":
             # Neutron creates a project's default group the first time anyone lists groups.
-            self.ensure_default_sg(req.q("project_id") or req.q("tenant_id") or req.token.project_id)
+            self.ensure_default_sg(
+                req.q("project_id") or req.q("tenant_id") or req.token.project_id
+            )
         docs = [d for d in self.store.values(kind) if self._visible(req, kind, d)]
         views = [self.view(req, kind, d) for d in docs]
         for key, wanted in req.query.items():
@@ -289,7 +299,10 @@ class Network(Service):
             try:
                 limit = int(limit_text) if limit_text is not None else None
             except ValueError as exc:
-                raise _bad(f"Bad limit request: Limit must be an integer 0 or greater and not '{limit_text}'.") from exc  # noqa: E501
+                raise _bad(
+                    "Bad limit request: Limit must be an integer 0 or greater and not "
+                    f"'{limit_text}'."
+                ) from exc
             start = 0
             if marker:
                 ids = [v["id"] for v in views]
@@ -301,12 +314,22 @@ class Network(Service):
             links = []
             base = f"{req.base_url}/networking/v2.0/{collection}"
             if limit and len(rest) > limit and chunk:
-                links.append({"rel": "next", "href": f"{base}?limit={limit}&marker={chunk[-1]['id']}"})  # noqa: E501
+                links.append(
+                    {"rel": "next", "href": f"{base}?limit={limit}&marker={chunk[-1]['id']}"}
+                )
             if start and chunk:
-                links.append({"rel": "previous", "href": f"{base}?limit={limit or ''}&marker={chunk[0]['id']}&page_reverse=True"})  # noqa: E501
+                links.append(
+                    {
+                        "rel": "previous",
+                        "href": f"{base}?limit={limit or ''}&marker={chunk[0]['id']}"
+                        "&page_reverse=True",
+                    }
+                )
             views = chunk
             if links:
-                body[f"{kind}s_links" if kind != "security_group" else "security_groups_links"] = links
+                body[f"{kind}s_links" if kind != "security_group" else "security_groups_links"] = (
+                    links
+                )
         body[collection.replace("-", "_")] = [self._fields(req, v) for v in views]
         return Response(200, body)
 
@@ -324,7 +347,9 @@ class Network(Service):
 
     # ---- body helpers ------------------------------------------------------------------------
 
-    def _body(self, req: Request, kind: str, allowed: Iterable[str], required: Iterable[str] = ()) -> Doc:  # noqa: E501
+    def _body(
+        self, req: Request, kind: str, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> Doc:
         try:
             body = json.loads(req.body or b"null")
         except ValueError as exc:
@@ -332,7 +357,9 @@ class Network(Service):
         if not isinstance(body, dict) or not isinstance(body.get(kind), dict):
             raise _bad(f"Failed to parse request. Resource body required: '{kind}'")
         section: Doc = body[kind]
-        unknown = sorted(set(section) - set(allowed) - {"project_id", "tenant_id", "description", "tags"})  # noqa: E501
+        unknown = sorted(
+            set(section) - set(allowed) - {"project_id", "tenant_id", "description", "tags"}
+        )
         if unknown:
             raise _bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
         for key in required:
@@ -343,14 +370,21 @@ class Network(Service):
     def _owner(self, req: Request, section: Doc) -> str:
         owner = section.get("project_id") or section.get("tenant_id") or req.token.project_id
         if owner != req.token.project_id and not req.token.is_admin:
-            raise _err(403, "HTTPForbidden", "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")  # noqa: E501
+            raise _err(
+                403,
+                "HTTPForbidden",
+                "Specifying 'project_id' or 'tenant_id' other than the authenticated project in "
+                "request requires admin privileges",
+            )
         return str(owner)
 
     def _check_quota(self, project_id: str, resource: str, extra: int = 1) -> None:
         limit = self.quota_for(project_id)[resource]
         if limit < 0:
             return
-        used = sum(1 for d in self.store.values(QUOTA_KINDS[resource]) if d.get("project_id") == project_id)  # noqa: E501
+        used = sum(
+            1 for d in self.store.values(QUOTA_KINDS[resource]) if d.get("project_id") == project_id
+        )
         if used + extra > limit:
             raise _err(409, "OverQuota", f"Quota exceeded for resources: ['{resource}'].")
 
@@ -408,7 +442,9 @@ class Network(Service):
             "ipv6_address_scope": None,
             "provider:network_type": network_type,
             "provider:physical_network": "public" if network_type == "flat" else None,
-            "provider:segmentation_id": None if network_type == "flat" else random.randint(1, 65000),
+            "provider:segmentation_id": None
+            if network_type == "flat"
+            else random.randint(1, 65000),
         }
         self._stamp(doc, new=True)
         return self.store.put("network", doc)
@@ -418,9 +454,21 @@ class Network(Service):
         section = self._body(
             req,
             "network",
-            ("name", "admin_state_up", "shared", "router:external", "port_security_enabled", "mtu",
-             "provider:network_type", "provider:physical_network", "provider:segmentation_id",
-             "availability_zone_hints", "dns_domain", "qos_policy_id", "is_default"),
+            (
+                "name",
+                "admin_state_up",
+                "shared",
+                "router:external",
+                "port_security_enabled",
+                "mtu",
+                "provider:network_type",
+                "provider:physical_network",
+                "provider:segmentation_id",
+                "availability_zone_hints",
+                "dns_domain",
+                "qos_policy_id",
+                "is_default",
+            ),
         )
         if section.get("shared"):
             self._admin_only(req, "rule:create_network:shared")
@@ -448,7 +496,11 @@ class Network(Service):
     def update_network(self, req: Request) -> Response:
         doc = self._get(req, "network", req.params["id"])
         self._owns(req, doc, "update_network")
-        section = self._body(req, "network", ("name", "admin_state_up", "shared", "router:external", "port_security_enabled", "mtu"))  # noqa: E501
+        section = self._body(
+            req,
+            "network",
+            ("name", "admin_state_up", "shared", "router:external", "port_security_enabled", "mtu"),
+        )
         if "shared" in section or "router:external" in section:
             self._admin_only(req, "rule:update_network:shared")
         for key, value in section.items():
@@ -466,11 +518,17 @@ class Network(Service):
         doc = self._get(req, "network", req.params["id"])
         self._owns(req, doc, "delete_network")
         busy = [
-            p for p in self.store.values("port")
+            p
+            for p in self.store.values("port")
             if p["network_id"] == doc["id"] and p["device_owner"] not in ("network:dhcp",)
         ]
         if busy:
-            raise _err(409, "NetworkInUse", f"Unable to complete operation on network {doc['id']}. There are one or more ports still in use on the network.")  # noqa: E501
+            raise _err(
+                409,
+                "NetworkInUse",
+                f"Unable to complete operation on network {doc['id']}. There are one or more "
+                "ports still in use on the network.",
+            )
         for subnet_id in doc["subnets"]:
             self.store.delete("subnet", subnet_id)
         self.store.delete("network", doc["id"])
@@ -486,7 +544,7 @@ class Network(Service):
         cidr: str,
         ip_version: int,
         enable_dhcp: bool = True,
-        gateway_ip: str | None | bool = True,
+        gateway_ip: str | bool | None = True,
         allocation_pools: list[Doc] | None = None,
         ipv6_mode: str | None = None,
         project_id: str | None = None,
@@ -498,11 +556,7 @@ class Network(Service):
         first = next(hosts)
         if net.version == 6 and first == net.network_address:
             first = first + 1
-        gateway: str | None
-        if gateway_ip is True:
-            gateway = str(first)
-        else:
-            gateway = gateway_ip or None
+        gateway = str(first) if gateway_ip is True else (gateway_ip or None)
         if allocation_pools is None:
             last = net.broadcast_address - (1 if net.version == 4 else 0)
             start = ipaddress.ip_address(gateway) + 1 if gateway else first
@@ -538,42 +592,76 @@ class Network(Service):
         section = self._body(
             req,
             "subnet",
-            ("name", "network_id", "cidr", "ip_version", "gateway_ip", "allocation_pools",
-             "enable_dhcp", "dns_nameservers", "host_routes", "ipv6_ra_mode",
-             "ipv6_address_mode", "subnetpool_id", "prefixlen", "segment_id", "service_types",
-             "dns_publish_fixed_ip", "use_default_subnetpool"),
+            (
+                "name",
+                "network_id",
+                "cidr",
+                "ip_version",
+                "gateway_ip",
+                "allocation_pools",
+                "enable_dhcp",
+                "dns_nameservers",
+                "host_routes",
+                "ipv6_ra_mode",
+                "ipv6_address_mode",
+                "subnetpool_id",
+                "prefixlen",
+                "segment_id",
+                "service_types",
+                "dns_publish_fixed_ip",
+                "use_default_subnetpool",
+            ),
             ("network_id", "ip_version"),
         )
         network = self._get(req, "network", str(section["network_id"]))
         if network["project_id"] != req.token.project_id and not req.token.is_admin:
             raise _err(403, "PolicyNotAuthorized", "rule:create_subnet is disallowed by policy")
         if "cidr" not in section:
-            raise _bad("Bad subnet request: a subnetpool must be specified in the absence of a cidr.")  # noqa: E501
+            raise _bad(
+                "Bad subnet request: a subnetpool must be specified in the absence of a cidr."
+            )
         ip_version = section["ip_version"]
         if ip_version not in (4, 6, "4", "6"):
-            raise _bad(f"Invalid input for ip_version. Reason: {ip_version} is not in valid_values.")
+            raise _bad(
+                f"Invalid input for ip_version. Reason: {ip_version} is not in valid_values."
+            )
         cidr = str(section["cidr"])
         try:
             net = ipaddress.ip_network(cidr)
         except ValueError as exc:
-            raise _bad(f"Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet.") from exc
+            raise _bad(
+                f"Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet."
+            ) from exc
         if net.version != int(ip_version):
             raise _bad("Invalid input for operation: cidr and ip_version must match.")
         for other_id in network["subnets"]:
             other = self.store.get("subnet", other_id)
-            if other and ipaddress.ip_network(other["cidr"]).version == net.version and ipaddress.ip_network(other["cidr"]).overlaps(net):  # noqa: E501
-                raise _bad(f"Invalid input for operation: Requested subnet with cidr: {net} for network: {network['id']} overlaps with another subnet.")  # noqa: E501
+            if (
+                other
+                and ipaddress.ip_network(other["cidr"]).version == net.version
+                and ipaddress.ip_network(other["cidr"]).overlaps(net)
+            ):
+                raise _bad(
+                    f"Invalid input for operation: Requested subnet with cidr: {net} for network: "
+                    f"{network['id']} overlaps with another subnet."
+                )
         owner = self._owner(req, section)
         self._check_quota(owner, "subnet")
-        gateway: str | None | bool = True
+        gateway: str | bool | None = True
         if "gateway_ip" in section:
             gateway = section["gateway_ip"]
             if gateway is not None:
                 try:
                     if ipaddress.ip_address(gateway) not in net:
-                        raise _bad(f"Invalid input for operation: Gateway IP {gateway} conflicts with allocation pool or is outside the subnet.")  # noqa: E501
+                        raise _bad(
+                            f"Invalid input for operation: Gateway IP {gateway} conflicts with "
+                            "allocation pool or is outside the subnet."
+                        )
                 except ValueError as exc:
-                    raise _bad(f"Invalid input for gateway_ip. Reason: '{gateway}' is not a valid IP address.") from exc  # noqa: E501
+                    raise _bad(
+                        f"Invalid input for gateway_ip. Reason: '{gateway}' is not a valid IP "
+                        "address."
+                    ) from exc
         doc = self.create_subnet_record(
             network=network,
             name=str(section.get("name", "")),
@@ -592,7 +680,18 @@ class Network(Service):
     def update_subnet(self, req: Request) -> Response:
         doc = self._get(req, "subnet", req.params["id"])
         self._owns(req, doc, "update_subnet")
-        section = self._body(req, "subnet", ("name", "enable_dhcp", "dns_nameservers", "host_routes", "gateway_ip", "allocation_pools"))  # noqa: E501
+        section = self._body(
+            req,
+            "subnet",
+            (
+                "name",
+                "enable_dhcp",
+                "dns_nameservers",
+                "host_routes",
+                "gateway_ip",
+                "allocation_pools",
+            ),
+        )
         doc.update({k: v for k, v in section.items() if k not in ("project_id", "tenant_id")})
         self.store.put("subnet", self._stamp(doc))
         return Response(200, {"subnet": self.view(req, "subnet", doc)})
@@ -600,8 +699,15 @@ class Network(Service):
     def delete_subnet(self, req: Request) -> Response:
         doc = self._get(req, "subnet", req.params["id"])
         self._owns(req, doc, "delete_subnet")
-        if any(ip["subnet_id"] == doc["id"] for p in self.store.values("port") for ip in p["fixed_ips"]):  # noqa: E501
-            raise _err(409, "SubnetInUse", f"Unable to complete operation on subnet {doc['id']}: One or more ports have an IP allocation from this subnet.")  # noqa: E501
+        if any(
+            ip["subnet_id"] == doc["id"] for p in self.store.values("port") for ip in p["fixed_ips"]
+        ):
+            raise _err(
+                409,
+                "SubnetInUse",
+                f"Unable to complete operation on subnet {doc['id']}: One or more ports have an "
+                "IP allocation from this subnet.",
+            )
         network = self.store.get("network", doc["network_id"])
         if network:
             network["subnets"] = [s for s in network["subnets"] if s != doc["id"]]
@@ -621,15 +727,26 @@ class Network(Service):
 
     def allocate_ip(self, subnet: Doc, used: set[str] | None = None) -> str | None:
         taken = used if used is not None else self.used_ips(subnet["id"])
+        kind = ipaddress.IPv4Address if subnet["ip_version"] == 4 else ipaddress.IPv6Address
         for pool in subnet["allocation_pools"]:
-            address = ipaddress.ip_address(pool["start"])
-            end = ipaddress.ip_address(pool["end"])
-            while address <= end:
-                text = str(address)
+            first, last = int(kind(pool["start"])), int(kind(pool["end"]))
+            for number in range(first, last + 1):
+                text = str(kind(number))
                 if text not in taken and text != subnet.get("gateway_ip"):
                     taken.add(text)
                     return text
-                address += 1
+        return None
+
+    def subnet_for_ip(self, network: Doc, address: str) -> Doc | None:
+        """The subnet of `network` whose CIDR holds `address`."""
+        try:
+            wanted = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        for subnet_id in network["subnets"]:
+            subnet = self.store.get("subnet", subnet_id)
+            if subnet and wanted in ipaddress.ip_network(subnet["cidr"]):
+                return subnet
         return None
 
     # ---- ports -------------------------------------------------------------------------------
@@ -658,10 +775,18 @@ class Network(Service):
                 subnet = self.store.get("subnet", subnet_id)
                 if subnet is None:
                     continue
-                taken = used.setdefault(subnet_id, self.used_ips(subnet_id)) if used is not None else None  # noqa: E501
+                taken = (
+                    used.setdefault(subnet_id, self.used_ips(subnet_id))
+                    if used is not None
+                    else None
+                )
                 address = self.allocate_ip(subnet, taken)
                 if address is None:
-                    raise _err(409, "IpAddressGenerationFailure", f"No more IP addresses available on network {network['id']}.")  # noqa: E501
+                    raise _err(
+                        409,
+                        "IpAddressGenerationFailure",
+                        f"No more IP addresses available on network {network['id']}.",
+                    )
                 fixed_ips.append({"subnet_id": subnet_id, "ip_address": address})
         if security_groups is None:
             security_groups = []
@@ -699,9 +824,23 @@ class Network(Service):
         section = self._body(
             req,
             "port",
-            ("name", "network_id", "fixed_ips", "device_id", "device_owner", "admin_state_up",
-             "security_groups", "mac_address", "port_security_enabled", "allowed_address_pairs",
-             "binding:host_id", "binding:vnic_type", "binding:profile", "dns_name", "extra_dhcp_opts"),  # noqa: E501
+            (
+                "name",
+                "network_id",
+                "fixed_ips",
+                "device_id",
+                "device_owner",
+                "admin_state_up",
+                "security_groups",
+                "mac_address",
+                "port_security_enabled",
+                "allowed_address_pairs",
+                "binding:host_id",
+                "binding:vnic_type",
+                "binding:profile",
+                "dns_name",
+                "extra_dhcp_opts",
+            ),
             ("network_id",),
         )
         network = self._get(req, "network", str(section["network_id"]))
@@ -715,15 +854,23 @@ class Network(Service):
             for entry in section["fixed_ips"]:
                 subnet_id = entry.get("subnet_id")
                 if subnet_id is None and entry.get("ip_address"):
-                    subnet_id = next((s for s in network["subnets"] if ipaddress.ip_address(entry["ip_address"]) in ipaddress.ip_network(self.store.get("subnet", s)["cidr"])), None)  # type: ignore[index]  # noqa: E501
+                    holder = self.subnet_for_ip(network, str(entry["ip_address"]))
+                    subnet_id = holder["id"] if holder else None
                 if subnet_id not in network["subnets"]:
-                    raise _bad(f"Invalid input for operation: IP allocation requires subnets for network {network['id']}.")  # noqa: E501
+                    raise _bad(
+                        "Invalid input for operation: IP allocation requires subnets for network "
+                        f"{network['id']}."
+                    )
                 subnet = self.store.get("subnet", subnet_id)
                 assert subnet is not None
                 address = entry.get("ip_address")
                 if address:
                     if address in self.used_ips(subnet_id):
-                        raise _err(409, "IpAddressAlreadyAllocated", f"IP address {address} already allocated in subnet {subnet_id}")  # noqa: E501
+                        raise _err(
+                            409,
+                            "IpAddressAlreadyAllocated",
+                            f"IP address {address} already allocated in subnet {subnet_id}",
+                        )
                 else:
                     address = self.allocate_ip(subnet)
                 fixed_ips.append({"subnet_id": subnet_id, "ip_address": address})
@@ -748,7 +895,20 @@ class Network(Service):
     def update_port(self, req: Request) -> Response:
         doc = self._get(req, "port", req.params["id"])
         self._owns(req, doc, "update_port")
-        section = self._body(req, "port", ("name", "admin_state_up", "security_groups", "device_id", "device_owner", "port_security_enabled", "allowed_address_pairs", "binding:host_id"))  # noqa: E501
+        section = self._body(
+            req,
+            "port",
+            (
+                "name",
+                "admin_state_up",
+                "security_groups",
+                "device_id",
+                "device_owner",
+                "port_security_enabled",
+                "allowed_address_pairs",
+                "binding:host_id",
+            ),
+        )
         doc.update({k: v for k, v in section.items() if k not in ("project_id", "tenant_id")})
         self.store.put("port", self._stamp(doc))
         return Response(200, {"port": self.view(req, "port", doc)})
@@ -757,7 +917,12 @@ class Network(Service):
         doc = self._get(req, "port", req.params["id"])
         self._owns(req, doc, "delete_port")
         if doc["device_owner"] == OWNER_ROUTER_INTERFACE:
-            raise _err(409, "L3PortInUse", f"Port {doc['id']} has owner network:router_interface and therefore cannot be deleted directly via the port API.")  # noqa: E501
+            raise _err(
+                409,
+                "L3PortInUse",
+                f"Port {doc['id']} has owner network:router_interface and therefore cannot be "
+                "deleted directly via the port API.",
+            )
         self.remove_port(doc)
         return Response(204)
 
@@ -769,7 +934,9 @@ class Network(Service):
         self.store.delete("port", port["id"])
 
     def _disassociate(self, fip: Doc) -> None:
-        fip.update({"port_id": None, "fixed_ip_address": None, "router_id": None, "_active_after": None})  # noqa: E501
+        fip.update(
+            {"port_id": None, "fixed_ip_address": None, "router_id": None, "_active_after": None}
+        )
         self.store.put("floatingip", self._stamp(fip))
 
     # ---- routers -----------------------------------------------------------------------------
@@ -794,7 +961,9 @@ class Network(Service):
         self._stamp(doc, new=True)
         return self.store.put("router", doc)
 
-    def set_router_gateway(self, router: Doc, network_id: str | None, enable_snat: bool = True) -> None:  # noqa: E501
+    def set_router_gateway(
+        self, router: Doc, network_id: str | None, enable_snat: bool = True
+    ) -> None:
         for port in self.store.values("port"):
             if port["device_id"] == router["id"] and port["device_owner"] == OWNER_ROUTER_GATEWAY:
                 self.store.delete("port", port["id"])
@@ -825,7 +994,11 @@ class Network(Service):
             if subnet and subnet["ip_version"] == 4:
                 address = self.allocate_ip(subnet)
                 if address is None:
-                    raise _err(409, "IpAddressGenerationFailure", f"No more IP addresses available on network {network['id']}.")  # noqa: E501
+                    raise _err(
+                        409,
+                        "IpAddressGenerationFailure",
+                        f"No more IP addresses available on network {network['id']}.",
+                    )
                 return [{"subnet_id": subnet_id, "ip_address": address}]
         raise _bad(f"Bad router request: Network {network['id']} has no IPv4 subnet.")
 
@@ -833,13 +1006,22 @@ class Network(Service):
         network = self.store.get("network", subnet["network_id"])
         assert network is not None
         for port in self.store.values("port"):
-            if port["device_id"] == router["id"] and any(ip["subnet_id"] == subnet["id"] for ip in port["fixed_ips"]):  # noqa: E501
-                raise _bad(f"Bad router request: Router already has a port on subnet {subnet['id']}.")  # noqa: E501
+            if port["device_id"] == router["id"] and any(
+                ip["subnet_id"] == subnet["id"] for ip in port["fixed_ips"]
+            ):
+                raise _bad(
+                    f"Bad router request: Router already has a port on subnet {subnet['id']}."
+                )
         gateway = subnet.get("gateway_ip")
         if not gateway:
             raise _bad(f"Bad router request: Subnet {subnet['id']} does not have a gateway IP.")
         if gateway in self.used_ips(subnet["id"]):
-            raise _err(409, "IpAddressInUse", f"Unable to complete operation for network {network['id']}. The IP address {gateway} is in use.")  # noqa: E501
+            raise _err(
+                409,
+                "IpAddressInUse",
+                f"Unable to complete operation for network {network['id']}. The IP address "
+                f"{gateway} is in use.",
+            )
         port = self.create_port_record(
             network=network,
             project_id=router["project_id"],
@@ -871,7 +1053,10 @@ class Network(Service):
         if not info:
             return None
         if not isinstance(info, dict) or "network_id" not in info:
-            raise _bad("Invalid input for external_gateway_info. Reason: Validation of dictionary's keys failed. Expected keys: {'network_id'}.")  # noqa: E501
+            raise _bad(
+                "Invalid input for external_gateway_info. Reason: Validation of dictionary's "
+                "keys failed. Expected keys: {'network_id'}."
+            )
         network = self._get(req, "network", str(info["network_id"]))
         if not network.get("router:external"):
             raise _bad(f"Bad router request: Network {network['id']} is not an external network.")
@@ -879,11 +1064,27 @@ class Network(Service):
 
     def create_router(self, req: Request) -> Response:
         self._member(req, "create_router")
-        section = self._body(req, "router", ("name", "admin_state_up", "external_gateway_info", "distributed", "ha", "availability_zone_hints", "flavor_id"))  # noqa: E501
+        section = self._body(
+            req,
+            "router",
+            (
+                "name",
+                "admin_state_up",
+                "external_gateway_info",
+                "distributed",
+                "ha",
+                "availability_zone_hints",
+                "flavor_id",
+            ),
+        )
         owner = self._owner(req, section)
         gateway = self._gateway_body(req, section.get("external_gateway_info"))
         self._check_quota(owner, "router")
-        router = self.create_router_record(project_id=owner, name=str(section.get("name", "")), description=str(section.get("description", "")))  # noqa: E501
+        router = self.create_router_record(
+            project_id=owner,
+            name=str(section.get("name", "")),
+            description=str(section.get("description", "")),
+        )
         if gateway:
             snat = (section.get("external_gateway_info") or {}).get("enable_snat", True)
             self.set_router_gateway(router, gateway, bool(snat))
@@ -892,12 +1093,23 @@ class Network(Service):
     def update_router(self, req: Request) -> Response:
         router = self._get(req, "router", req.params["id"])
         self._owns(req, router, "update_router")
-        section = self._body(req, "router", ("name", "admin_state_up", "external_gateway_info", "routes"))  # noqa: E501
+        section = self._body(
+            req, "router", ("name", "admin_state_up", "external_gateway_info", "routes")
+        )
         if "external_gateway_info" in section:
             gateway = self._gateway_body(req, section["external_gateway_info"])
             current = (router.get("external_gateway_info") or {}).get("network_id")
-            if current and gateway != current and any(f.get("router_id") == router["id"] for f in self.store.values("floatingip")):  # noqa: E501
-                raise _err(409, "RouterExternalGatewayInUseByFloatingIp", f"Gateway cannot be updated for router {router['id']}, since a gateway to external network {current} is required by one or more floating IPs.")  # noqa: E501
+            if (
+                current
+                and gateway != current
+                and any(f.get("router_id") == router["id"] for f in self.store.values("floatingip"))
+            ):
+                raise _err(
+                    409,
+                    "RouterExternalGatewayInUseByFloatingIp",
+                    f"Gateway cannot be updated for router {router['id']}, since a gateway to "
+                    f"external network {current} is required by one or more floating IPs.",
+                )
             if gateway != current:
                 self.set_router_gateway(router, gateway)
         for key in ("name", "admin_state_up", "routes", "description"):
@@ -909,7 +1121,10 @@ class Network(Service):
     def delete_router(self, req: Request) -> Response:
         router = self._get(req, "router", req.params["id"])
         self._owns(req, router, "delete_router")
-        if any(p["device_id"] == router["id"] and p["device_owner"] == OWNER_ROUTER_INTERFACE for p in self.store.values("port")):  # noqa: E501
+        if any(
+            p["device_id"] == router["id"] and p["device_owner"] == OWNER_ROUTER_INTERFACE
+            for p in self.store.values("port")
+        ):
             raise _err(409, "RouterInUse", f"Router {router['id']} still has ports")
         self.set_router_gateway(router, None)
         self.store.delete("router", router["id"])
@@ -933,8 +1148,20 @@ class Network(Service):
         if "port_id" in body:
             port = self._get(req, "port", str(body["port_id"]))
             if port["device_id"]:
-                raise _err(409, "PortInUse", f"Unable to complete operation on port {port['id']} for network {port['network_id']}. Port already has an attached device {port['device_id']}.")  # noqa: E501
-            port.update({"device_id": router["id"], "device_owner": OWNER_ROUTER_INTERFACE, "status": "ACTIVE"})  # noqa: E501
+                raise _err(
+                    409,
+                    "PortInUse",
+                    f"Unable to complete operation on port {port['id']} for network "
+                    f"{port['network_id']}. Port already has an attached device "
+                    f"{port['device_id']}.",
+                )
+            port.update(
+                {
+                    "device_id": router["id"],
+                    "device_owner": OWNER_ROUTER_INTERFACE,
+                    "status": "ACTIVE",
+                }
+            )
             self.store.put("port", self._stamp(port))
             return self._router_reply(router, port)
         subnet = self._get(req, "subnet", str(body["subnet_id"]))
@@ -950,23 +1177,45 @@ class Network(Service):
         self._owns(req, router, "remove_router_interface")
         body = self._interface_body(req)
         ports = [
-            p for p in self.store.values("port")
+            p
+            for p in self.store.values("port")
             if p["device_id"] == router["id"] and p["device_owner"] == OWNER_ROUTER_INTERFACE
         ]
         if "port_id" in body:
             port = next((p for p in ports if p["id"] == body["port_id"]), None)
             if port is None:
-                raise _err(404, "RouterInterfaceNotFound", f"Router {router['id']} does not have an interface with id {body['port_id']}")  # noqa: E501
+                raise _err(
+                    404,
+                    "RouterInterfaceNotFound",
+                    f"Router {router['id']} does not have an interface with id {body['port_id']}",
+                )
         else:
-            port = next((p for p in ports if any(ip["subnet_id"] == body["subnet_id"] for ip in p["fixed_ips"])), None)  # noqa: E501
+            port = next(
+                (
+                    p
+                    for p in ports
+                    if any(ip["subnet_id"] == body["subnet_id"] for ip in p["fixed_ips"])
+                ),
+                None,
+            )
             if port is None:
-                raise _err(404, "RouterInterfaceNotFoundForSubnet", f"Router {router['id']} has no interface on subnet {body['subnet_id']}")  # noqa: E501
+                raise _err(
+                    404,
+                    "RouterInterfaceNotFoundForSubnet",
+                    f"Router {router['id']} has no interface on subnet {body['subnet_id']}",
+                )
         subnet_ids = {ip["subnet_id"] for ip in port["fixed_ips"]}
         for fip in self.store.values("floatingip"):
             if fip.get("router_id") == router["id"] and fip.get("port_id"):
                 served = self.store.get("port", fip["port_id"]) or {"fixed_ips": []}
                 if any(ip["subnet_id"] in subnet_ids for ip in served["fixed_ips"]):
-                    raise _err(409, "RouterInterfaceInUseByFloatingIP", f"Router interface for subnet {next(iter(subnet_ids))} on router {router['id']} cannot be deleted, as it is required by one or more floating IPs.")  # noqa: E501
+                    raise _err(
+                        409,
+                        "RouterInterfaceInUseByFloatingIP",
+                        f"Router interface for subnet {next(iter(subnet_ids))} on router "
+                        f"{router['id']} cannot be deleted, as it is required by one or more "
+                        "floating IPs.",
+                    )
         self.store.delete("port", port["id"])
         self.store.put("router", self._stamp(router))
         return self._router_reply(router, port)
@@ -995,23 +1244,42 @@ class Network(Service):
         }
 
     def _resolve_association(
-        self, req: Request, fip_project: str, network: Doc, port_id: str, fixed_ip: str | None, fip: Doc | None  # noqa: E501
+        self,
+        req: Request,
+        fip_project: str,
+        network: Doc,
+        port_id: str,
+        fixed_ip: str | None,
+        fip: Doc | None,
     ) -> tuple[Doc, str, str]:
         """Neutron's checks before a floating IP may point at a port: (port, fixed IP, router)."""
         port = self._get(req, "port", port_id)
         if port["project_id"] != fip_project and not req.token.is_admin:
-            raise _bad(f"Bad floatingip request: Cannot process floating IP association with Port {port_id}, since that port is owned by a different project.")  # noqa: E501
+            raise _bad(
+                "Bad floatingip request: Cannot process floating IP association with Port "
+                f"{port_id}, since that port is owned by a different project."
+            )
         if port["device_owner"].startswith("network:"):
-            raise _bad(f"Bad floatingip request: Port {port_id} is unable to be assigned a floating IP.")  # noqa: E501
+            raise _bad(
+                f"Bad floatingip request: Port {port_id} is unable to be assigned a floating IP."
+            )
         v4 = [ip for ip in port["fixed_ips"] if ipaddress.ip_address(ip["ip_address"]).version == 4]
         if fixed_ip is not None:
             match = next((ip for ip in v4 if ip["ip_address"] == fixed_ip), None)
             if match is None:
-                raise _bad(f"Bad floatingip request: Port {port_id} does not have fixed ip {fixed_ip}.")  # noqa: E501
+                raise _bad(
+                    f"Bad floatingip request: Port {port_id} does not have fixed ip {fixed_ip}."
+                )
         elif not v4:
-            raise _bad(f"Bad floatingip request: Port {port_id} does not have any IPv4 address. A floating IP cannot be associated with it.")  # noqa: E501
+            raise _bad(
+                f"Bad floatingip request: Port {port_id} does not have any IPv4 address. A "
+                "floating IP cannot be associated with it."
+            )
         elif len(v4) > 1:
-            raise _bad(f"Bad floatingip request: Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 address when assigning a floating IP.")  # noqa: E501
+            raise _bad(
+                f"Bad floatingip request: Port {port_id} has multiple fixed IPv4 addresses. Must "
+                "provide a specific IPv4 address when assigning a floating IP."
+            )
         else:
             match = v4[0]
         subnet_id = match["subnet_id"]
@@ -1029,37 +1297,68 @@ class Network(Service):
                 router_id = router["id"]
                 break
         if router_id is None:
-            raise _err(404, "ExternalGatewayForFloatingIPNotFound", f"External network {network['id']} is not reachable from subnet {subnet_id}.  Therefore, cannot associate Port {port_id} with a Floating IP.")  # noqa: E501
+            raise _err(
+                404,
+                "ExternalGatewayForFloatingIPNotFound",
+                f"External network {network['id']} is not reachable from subnet {subnet_id}.  "
+                f"Therefore, cannot associate Port {port_id} with a Floating IP.",
+            )
         for other in self.store.values("floatingip"):
             if fip is not None and other["id"] == fip["id"]:
                 continue
-            if other.get("port_id") == port_id and other.get("fixed_ip_address") == match["ip_address"] and other["floating_network_id"] == network["id"]:  # noqa: E501
-                raise _err(409, "FloatingIPPortAlreadyAssociated", f"Cannot associate floating IP {(fip or {}).get('floating_ip_address', '')} ({(fip or {}).get('id', '')}) with port {port_id} using fixed IP {match['ip_address']}, as that fixed IP already has a floating IP on external network {network['id']}.")  # noqa: E501
+            if (
+                other.get("port_id") == port_id
+                and other.get("fixed_ip_address") == match["ip_address"]
+                and other["floating_network_id"] == network["id"]
+            ):
+                raise _err(
+                    409,
+                    "FloatingIPPortAlreadyAssociated",
+                    f"Cannot associate floating IP {(fip or {}).get('floating_ip_address', '')} "
+                    f"({(fip or {}).get('id', '')}) with port {port_id} using fixed IP "
+                    f"{match['ip_address']}, as that fixed IP already has a floating IP on "
+                    f"external network {network['id']}.",
+                )
         return port, match["ip_address"], router_id
 
     def _associate(self, fip: Doc, assoc: tuple[Doc, str, str]) -> None:
         port, fixed, router_id = assoc
-        fip.update({
-            "port_id": port["id"],
-            "fixed_ip_address": fixed,
-            "router_id": router_id,
-            "_active_after": now() + min(self.cloud.config.build_seconds, 1.0) / 2,
-        })
+        fip.update(
+            {
+                "port_id": port["id"],
+                "fixed_ip_address": fixed,
+                "router_id": router_id,
+                "_active_after": now() + min(self.cloud.config.build_seconds, 1.0) / 2,
+            }
+        )
 
     def create_fip(self, req: Request) -> Response:
         self._member(req, "create_floatingip")
         section = self._body(
             req,
             "floatingip",
-            ("floating_network_id", "port_id", "fixed_ip_address", "floating_ip_address", "subnet_id", "dns_name", "dns_domain", "qos_policy_id"),  # noqa: E501
+            (
+                "floating_network_id",
+                "port_id",
+                "fixed_ip_address",
+                "floating_ip_address",
+                "subnet_id",
+                "dns_name",
+                "dns_domain",
+                "qos_policy_id",
+            ),
             ("floating_network_id",),
         )
         network = self._get(req, "network", str(section["floating_network_id"]))
         if not network.get("router:external"):
-            raise _bad(f"Bad floatingip request: Network {network['id']} is not a valid external network.")  # noqa: E501
+            raise _bad(
+                f"Bad floatingip request: Network {network['id']} is not a valid external network."
+            )
         owner = self._owner(req, section)
         if section.get("fixed_ip_address") and not section.get("port_id"):
-            raise _bad("Bad floatingip request: fixed_ip_address cannot be specified without a port_id.")  # noqa: E501
+            raise _bad(
+                "Bad floatingip request: fixed_ip_address cannot be specified without a port_id."
+            )
         wanted = section.get("floating_ip_address")
         if wanted:
             self._admin_only(req, "rule:create_floatingip:floating_ip_address")
@@ -1067,21 +1366,37 @@ class Network(Service):
         assoc = None
         draft: Doc = {"id": new_id()}
         if section.get("port_id"):
-            assoc = self._resolve_association(req, owner, network, str(section["port_id"]), section.get("fixed_ip_address"), None)  # noqa: E501
+            assoc = self._resolve_association(
+                req, owner, network, str(section["port_id"]), section.get("fixed_ip_address"), None
+            )
         subnet = next(
-            (s for s in (self.store.get("subnet", i) for i in network["subnets"]) if s and s["ip_version"] == 4),  # noqa: E501
+            (
+                s
+                for s in (self.store.get("subnet", i) for i in network["subnets"])
+                if s and s["ip_version"] == 4
+            ),
             None,
         )
         if subnet is None:
-            raise _bad(f"Bad floatingip request: Network {network['id']} does not contain any IPv4 subnet.")  # noqa: E501
+            raise _bad(
+                f"Bad floatingip request: Network {network['id']} does not contain any IPv4 subnet."
+            )
         if wanted:
             if wanted in self.used_ips(subnet["id"]):
-                raise _err(409, "IpAddressAlreadyAllocated", f"IP address {wanted} already allocated in subnet {subnet['id']}")  # noqa: E501
+                raise _err(
+                    409,
+                    "IpAddressAlreadyAllocated",
+                    f"IP address {wanted} already allocated in subnet {subnet['id']}",
+                )
             address = str(wanted)
         else:
             found = self.allocate_ip(subnet)
             if found is None:
-                raise _err(409, "ExternalIpAddressExhausted", f"Unable to find any IP address on external network {network['id']}.")  # noqa: E501
+                raise _err(
+                    409,
+                    "ExternalIpAddressExhausted",
+                    f"Unable to find any IP address on external network {network['id']}.",
+                )
             address = found
         self.create_port_record(
             network=network,
@@ -1125,7 +1440,14 @@ class Network(Service):
         elif section.get("port_id"):
             network = self.store.get("network", fip["floating_network_id"])
             assert network is not None
-            assoc = self._resolve_association(req, fip["project_id"], network, str(section["port_id"]), section.get("fixed_ip_address"), fip)  # noqa: E501
+            assoc = self._resolve_association(
+                req,
+                fip["project_id"],
+                network,
+                str(section["port_id"]),
+                section.get("fixed_ip_address"),
+                fip,
+            )
             self._associate(fip, assoc)
         if "description" in section:
             fip["description"] = section["description"]
@@ -1143,7 +1465,15 @@ class Network(Service):
 
     # ---- security groups ---------------------------------------------------------------------
 
-    def _rule(self, sg_id: str, project_id: str, direction: str, ethertype: str, remote_group: str | None = None, **extra: Any) -> Doc:  # noqa: E501
+    def _rule(
+        self,
+        sg_id: str,
+        project_id: str,
+        direction: str,
+        ethertype: str,
+        remote_group: str | None = None,
+        **extra: Any,
+    ) -> Doc:
         rule: Doc = {
             "id": new_id(),
             "security_group_id": sg_id,
@@ -1163,7 +1493,9 @@ class Network(Service):
         self._stamp(rule, new=True)
         return self.store.put("security_group_rule", rule)
 
-    def create_sg_record(self, project_id: str, name: str, description: str, *, default: bool = False) -> Doc:  # noqa: E501
+    def create_sg_record(
+        self, project_id: str, name: str, description: str, *, default: bool = False
+    ) -> Doc:
         sg: Doc = {
             "id": new_id(),
             "name": name,
@@ -1186,7 +1518,9 @@ class Network(Service):
         for sg in self.store.values("security_group"):
             if sg["project_id"] == project_id and sg["name"] == "default":
                 return sg
-        return self.create_sg_record(str(project_id or ""), "default", "Default security group", default=True)  # noqa: E501
+        return self.create_sg_record(
+            str(project_id or ""), "default", "Default security group", default=True
+        )
 
     def create_sg(self, req: Request) -> Response:
         self._member(req, "create_security_group")
@@ -1194,9 +1528,13 @@ class Network(Service):
         owner = self._owner(req, section)
         self.ensure_default_sg(owner)
         if section.get("name") == "default":
-            raise _err(409, "SecurityGroupDefaultAlreadyExists", "Default security group already exists.")  # noqa: E501
+            raise _err(
+                409, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."
+            )
         self._check_quota(owner, "security_group")
-        sg = self.create_sg_record(owner, str(section.get("name", "")), str(section.get("description", "")))  # noqa: E501
+        sg = self.create_sg_record(
+            owner, str(section.get("name", "")), str(section.get("description", ""))
+        )
         return Response(201, {"security_group": self.view(req, "security_group", sg)})
 
     def update_sg(self, req: Request) -> Response:
@@ -1211,7 +1549,11 @@ class Network(Service):
         sg = self._get(req, "security_group", req.params["id"])
         self._owns(req, sg, "delete_security_group")
         if sg["name"] == "default" and not req.token.is_admin:
-            raise _err(409, "SecurityGroupCannotRemoveDefault", "Removing default security group not allowed.")  # noqa: E501
+            raise _err(
+                409,
+                "SecurityGroupCannotRemoveDefault",
+                "Removing default security group not allowed.",
+            )
         if any(sg["id"] in p["security_groups"] for p in self.store.values("port")):
             raise _err(409, "SecurityGroupInUse", f"Security Group {sg['id']} in use.")
         for rule in self.store.values("security_group_rule"):
@@ -1225,16 +1567,39 @@ class Network(Service):
         section = self._body(
             req,
             "security_group_rule",
-            ("security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id", "remote_address_group_id"),  # noqa: E501
+            (
+                "security_group_id",
+                "direction",
+                "ethertype",
+                "protocol",
+                "port_range_min",
+                "port_range_max",
+                "remote_ip_prefix",
+                "remote_group_id",
+                "remote_address_group_id",
+            ),
             ("security_group_id", "direction"),
         )
         sg = self._get(req, "security_group", str(section["security_group_id"]))
         self._owns(req, sg, "create_security_group_rule")
         if section["direction"] not in ("ingress", "egress"):
-            raise _bad(f"Invalid input for direction. Reason: {section['direction']} is not in valid_values.")  # noqa: E501
-        extra = {k: section.get(k) for k in ("protocol", "port_range_min", "port_range_max", "remote_ip_prefix")}  # noqa: E501
+            raise _bad(
+                f"Invalid input for direction. Reason: {section['direction']} is not in "
+                "valid_values."
+            )
+        extra = {
+            k: section.get(k)
+            for k in ("protocol", "port_range_min", "port_range_max", "remote_ip_prefix")
+        }
         extra["description"] = section.get("description", "")
-        rule = self._rule(sg["id"], sg["project_id"], section["direction"], section.get("ethertype", "IPv4"), section.get("remote_group_id"), **extra)  # noqa: E501
+        rule = self._rule(
+            sg["id"],
+            sg["project_id"],
+            section["direction"],
+            section.get("ethertype", "IPv4"),
+            section.get("remote_group_id"),
+            **extra,
+        )
         return Response(201, {"security_group_rule": self.view(req, "security_group_rule", rule)})
 
     def delete_rule(self, req: Request) -> Response:
@@ -1268,14 +1633,18 @@ class Network(Service):
         details = {}
         for resource, limit in self.quota_for(project_id).items():
             kind = QUOTA_KINDS.get(resource)
-            used = sum(1 for d in self.store.values(kind) if d.get("project_id") == project_id) if kind else 0  # noqa: E501
+            used = (
+                sum(1 for d in self.store.values(kind) if d.get("project_id") == project_id)
+                if kind
+                else 0
+            )
             details[resource] = {"limit": limit, "used": used, "reserved": 0}
         return Response(200, {"quota": details})
 
     def put_quota(self, req: Request) -> Response:
         self._admin_only(req, "rule:update_quota")
         project_id = req.params["project_id"]
-        section = self._body(req, "quota", list(QUOTA_DEFAULTS) + ["check_limit", "force"])
+        section = self._body(req, "quota", [*QUOTA_DEFAULTS, "check_limit", "force"])
         limits = {}
         for key, value in section.items():
             if key in ("check_limit", "force"):
@@ -1283,9 +1652,14 @@ class Network(Service):
             try:
                 limits[key] = int(value)
             except (TypeError, ValueError) as exc:
-                raise _bad(f"Invalid input for {key}. Reason: '{value}' is not an integer.") from exc
+                raise _bad(
+                    f"Invalid input for {key}. Reason: '{value}' is not an integer."
+                ) from exc
             if limits[key] < -1:
-                raise _bad(f"Invalid input for {key}. Reason: '{value}' should be greater than or equal to -1.")  # noqa: E501
+                raise _bad(
+                    f"Invalid input for {key}. Reason: '{value}' should be greater than or equal "
+                    "to -1."
+                )
         doc = self.store.get("neutron_quota", project_id) or {"id": project_id, "limits": {}}
         doc["limits"].update(limits)
         self.store.put("neutron_quota", doc)

@@ -63,7 +63,13 @@ def _seed(cloud: Cloud) -> None:
     for name in ROLES:
         store.put(
             "role",
-            {"id": new_hex_id(), "name": name, "domain_id": None, "description": None, "options": {}},
+            {
+                "id": new_hex_id(),
+                "name": name,
+                "domain_id": None,
+                "description": None,
+                "options": {},
+            },
         )
     admin_project = identity.create_project_record(
         name="admin", description="Bootstrap project for initializing the cloud."

@@ -36,7 +36,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "devcloud"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
@@ -67,7 +67,12 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         service, sub_path = split_service(raw_path)
         if service is None:
-            self._send(Response(404, {"error": "devcloud serves /identity, /compute, /networking, /image"}), "GET")  # noqa: E501
+            self._send(
+                Response(
+                    404, {"error": "devcloud serves /identity, /compute, /networking, /image"}
+                ),
+                "GET",
+            )
             return
         req = Request(
             method=self.command,
