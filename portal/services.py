@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 step_reached = Signal()
 
 REQUEST_TAG_KEY = "codesquare_request"
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
 FIP_DESCRIPTION_PREFIX = "codesquare:"
 
 
@@ -170,13 +173,14 @@ def _finish(
     state: Operation.State,
     message: str = "",
     *,
-    detail: str = "",
+    technical: str = "",
     **params: Any,
 ) -> None:
+    """End an operation; ``params`` fill the message's placeholders when it is shown."""
     op.state = state
     op.message = message
     op.message_params = params
-    op.error_detail = detail
+    op.error_detail = technical
     op.finished_at = timezone.now()
     op.lease_expires_at = None
     op.run_after = None
@@ -250,7 +254,7 @@ def _fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
         )
     else:
         message = gettext_noop("The cloud call failed (%(detail)s; request %(request_id)s).")
-    _finish(op, Operation.State.FAILED, message, detail=f"{type(exc).__name__}: {exc}", **params)
+    _finish(op, Operation.State.FAILED, message, technical=f"{type(exc).__name__}: {exc}", **params)
 
 
 def operation_run(*, operation_id: int) -> str:
@@ -264,9 +268,10 @@ def operation_run(*, operation_id: int) -> str:
         client = cloud.get_client()
         while index < len(steps):
             name = steps[index]
-            if op.step != name:
+            if op.step != name or op.deadline_at is None:
+                # A step that has to wait may do so until this deadline, counted from its start.
                 op.step = name
-                op.deadline_at = None
+                op.deadline_at = timezone.now() + _wait_deadline(op.kind)
             op.lease_expires_at = timezone.now() + _lease()
             _save(op, "step", "deadline_at", "lease_expires_at", "progress")
             step_reached.send(sender=Operation, operation=op, step=name)
@@ -295,7 +300,7 @@ def operation_run(*, operation_id: int) -> str:
             op,
             Operation.State.FAILED,
             gettext_noop("The portal hit an internal error at step %(step)s; staff can retry it."),
-            detail="".join(traceback.format_exception_only(exc)).strip(),
+            technical="".join(traceback.format_exception_only(exc)).strip(),
             step=op.step,
         )
         raise
@@ -305,10 +310,7 @@ def operation_run(*, operation_id: int) -> str:
 
 
 def _reschedule_wait(op: Operation, wait: Wait) -> str:
-    now = timezone.now()
-    if op.deadline_at is None:
-        op.deadline_at = now + _wait_deadline(op.kind)
-    elif now >= op.deadline_at:
+    if op.deadline_at is not None and timezone.now() >= op.deadline_at:
         minutes = max(1, round(_wait_deadline(op.kind).total_seconds() / 60))
         _finish(
             op,
@@ -652,6 +654,8 @@ def _find_network(
     found = client.list_networks(name=name_or_id, project_id=project_id)
     if found:
         return found[0]
+    if not _UUID.fullmatch(name_or_id):
+        return None
     try:
         return client.get_network(name_or_id)
     except errors.NotFound:
@@ -694,7 +698,7 @@ def vm_template_from_cloud(
 ) -> VmTemplate:
     """Create or update a template from the cloud's image and flavor of these names.
 
-    Without names it takes the first active image and the smallest flavor (by RAM, then disk).
+    Without names it takes the smallest active image and the smallest flavor it fits on.
     """
     client = cloud.get_client()
     images = client.list_images(name=image_name) if image_name else client.list_images()
@@ -705,8 +709,20 @@ def vm_template_from_cloud(
             image=image_name or "*",
             flavor=flavor_name or "*",
         )
-    image = images[0]
-    flavor = min(flavors, key=lambda f: (f.ram_mib, f.disk_gib, f.name))
+    # The smallest image, on the smallest flavor whose disk and memory it fits.
+    image = min(images, key=lambda i: (i.size_bytes or 0, i.name))
+    fitting = [
+        f
+        for f in flavors
+        if f.ram_mib >= image.min_ram_mib
+        and f.disk_gib >= image.min_disk_gib
+        and (f.disk_gib == 0 or f.disk_gib * 2**30 >= (image.size_bytes or 0))
+    ]
+    if not fitting:
+        raise OperationRefused(
+            gettext_noop("No flavor of the cloud fits the image %(image)s."), image=image.name
+        )
+    flavor = min(fitting, key=lambda f: (f.ram_mib, f.disk_gib, f.name))
     template, _ = VmTemplate.objects.update_or_create(
         name=name,
         defaults={
@@ -779,6 +795,40 @@ def instance_launch(
 def _instance(op: Operation) -> Instance:
     assert op.instance_id is not None
     return Instance.objects.select_related("project", "template").get(pk=op.instance_id)
+
+
+def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Make sure the soldier is onboarded, through their own (serialized) onboard operation.
+
+    Onboarding twice at once could create two networks (Neutron allows duplicate names), so a
+    launch never onboards itself: it starts or joins the one onboard operation and waits for it.
+    """
+    assert op.soldier is not None
+    soldier = Soldier.objects.get(pk=op.soldier.pk)
+    if soldier.state == Soldier.State.ACTIVE:
+        return None
+    if soldier.state == Soldier.State.DISABLED:
+        raise _StepFailed(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
+    started = op.progress.get("onboard_operation")
+    onboarding = Operation.objects.filter(pk=int(started)).first() if started else None
+    if onboarding is not None and onboarding.state == Operation.State.FAILED:
+        raise _StepFailed(
+            gettext_noop("Onboarding the soldier failed: %(reason)s"),
+            reason=onboarding.message_text,
+        )
+    if onboarding is None or onboarding.is_finished:
+        # Not joined yet, or it succeeded and the soldier changed since: join (or start) one.
+        running = (
+            Operation.objects.active().filter(soldier=soldier, kind=Operation.Kind.ONBOARD).first()
+        )
+        if running is None:
+            try:
+                running = soldier_onboard(soldier=soldier, requested_by=op.requested_by)
+            except OperationRefused:
+                return Wait(_poll_seconds())  # another operation holds the soldier
+        op.progress["onboard_operation"] = running.pk
+        _save(op, "progress")
+    return Wait(_poll_seconds())
 
 
 def _step_resolve(op: Operation, client: OpenStackClient) -> None:
@@ -1019,7 +1069,6 @@ def instance_delete(
     with transaction.atomic():
         _claim_instance(instance, Instance.Action.DELETE)
         if instance.status == "DELETED":
-            Instance.objects.filter(pk=instance.pk).update(pending_action="")
             raise OperationRefused(gettext_noop("This VM is already deleted."))
         op = _create_operation(
             kind=Operation.Kind.DELETE,
@@ -1128,7 +1177,6 @@ def instance_power(
     with transaction.atomic():
         _claim_instance(instance, action)
         if instance.status not in _POWER_ALLOWED[action]:
-            Instance.objects.filter(pk=instance.pk).update(pending_action="")
             raise OperationRefused(
                 gettext_noop("%(action)s is not possible while the VM is %(status)s."),
                 action=Instance.Action(action).label,
@@ -1289,9 +1337,9 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
 
     projects = {p.keystone_id: p for p in Project.objects.exclude(keystone_id="")}
     instances = list(
-        Instance.objects.filter(server_id__isnull=False).exclude(
-            status="DELETED", deleted_outside_portal=False, terminated_at__isnull=False
-        )
+        Instance.objects.filter(server_id__isnull=False)
+        .exclude(status="DELETED")
+        .select_related("project")
     )
     known_ids = set(
         Instance.objects.filter(server_id__isnull=False).values_list("server_id", flat=True)
@@ -1299,14 +1347,13 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     updated: list[Instance] = []
     vanished: list[Instance] = []
     for instance in instances:
+        if instance.pending_action:
+            continue  # its operation refreshes it; a stale listing must not overwrite that
         server = servers.get(instance.server_id or "")
         if server is not None and server.status is not ServerStatus.DELETED:
             _mirror(instance, server, now)
             updated.append(instance)
-        elif instance.status != "DELETED" and instance.pending_action not in (
-            Instance.Action.DELETE,
-            Instance.Action.LAUNCH,
-        ):
+        else:
             _mark_terminated(instance, now)
             instance.deleted_outside_portal = True
             vanished.append(instance)
@@ -1731,9 +1778,8 @@ _ONBOARD_STEPS = [
 
 _STEPS: dict[str, list[str]] = {
     Operation.Kind.ONBOARD: _ONBOARD_STEPS,
-    # Onboarding steps are cheap no-ops once done, so a launch can onboard on the way.
     Operation.Kind.LAUNCH: [
-        *_ONBOARD_STEPS,
+        "onboard",
         "resolve",
         "server",
         "wait_active",
@@ -1765,6 +1811,7 @@ _STEP_FUNCTIONS: dict[str, Callable[[Operation, OpenStackClient], Wait | None]] 
     "router": _step_router,
     "router_interface": _step_router_interface,
     "activate": _step_activate,
+    "onboard": _step_onboard,
     "resolve": _step_resolve,
     "server": _step_server,
     "wait_active": _step_wait_active,

@@ -142,7 +142,11 @@ def finished(op: Operation) -> Operation:
 
 def requests_matching(devcloud: Any, method: str, path: str) -> list[dict[str, Any]]:
     """devcloud's log entries for ``method`` whose path matches the regular expression."""
-    return [e for e in devcloud.requests() if e["method"] == method and re.search(path, e["path"])]
+    return [
+        e
+        for e in devcloud.faults.requests()
+        if e["method"] == method and re.search(path, e["path"])
+    ]
 
 
 class Interrupted(Exception):
@@ -195,7 +199,11 @@ def inventory(admin: OpenStackClient, soldier: Soldier) -> dict[str, int]:
     routers = admin.list_routers(name=f"{project_name}-router", project_id=project_id)
     counts["routers"] = len(routers)
     for router in routers:
-        counts["router_interfaces"] += len(admin.list_ports(device_id=router.id))
+        counts["router_interfaces"] += sum(
+            1
+            for p in admin.list_ports(device_id=router.id)
+            if p.device_owner == "network:router_interface"
+        )
     return counts
 
 

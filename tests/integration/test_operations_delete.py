@@ -27,7 +27,7 @@ def test_delete_releases_the_portal_floating_ip_then_deletes_the_server_and_mark
 ) -> None:
     instance = running_vm(cast, tasks)
     fip = FloatingIP.objects.get(instance=instance)
-    portal_cloud.clear_requests()
+    portal_cloud.faults.clear_requests()
 
     op = services.instance_delete(instance=instance, requested_by=cast.staff)
     tasks()
@@ -48,9 +48,7 @@ def test_delete_releases_the_portal_floating_ip_then_deletes_the_server_and_mark
     assert inventory(admin, cast.soldier) == ONBOARDED
     # The floating IP goes before the server, so no window leaves it orphaned.
     mutations = [
-        (e["method"], e["path"])
-        for e in portal_cloud.requests()
-        if e["method"] == "DELETE"
+        (e["method"], e["path"]) for e in portal_cloud.faults.requests() if e["method"] == "DELETE"
     ]
     assert [m for m, _ in mutations] == ["DELETE", "DELETE"]
     assert "/floatingips/" in mutations[0][1]

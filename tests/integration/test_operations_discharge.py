@@ -25,7 +25,7 @@ def test_the_scheduler_discharges_a_soldier_whose_date_has_passed(
     soldier.discharge_on = seoul_today() - timedelta(days=1)
     soldier.save()
     own = ProjectNetwork.objects.get(project__soldier=soldier)
-    portal_cloud.clear_requests()
+    portal_cloud.faults.clear_requests()
 
     report = services.scheduler_tick()
     assert report.discharges_started == 1
@@ -52,11 +52,12 @@ def test_the_scheduler_discharges_a_soldier_whose_date_has_passed(
     # Interfaces, router, subnet, network: the only order Neutron accepts.
     teardown = [
         e["path"]
-        for e in portal_cloud.requests()
-        if "/v2.0/routers" in e["path"]
-        and e["method"] in ("PUT", "DELETE")
-        or e["method"] == "DELETE"
-        and ("/v2.0/subnets/" in e["path"] or "/v2.0/networks/" in e["path"])
+        for e in portal_cloud.faults.requests()
+        if ("/v2.0/routers" in e["path"] and e["method"] in ("PUT", "DELETE"))
+        or (
+            e["method"] == "DELETE"
+            and ("/v2.0/subnets/" in e["path"] or "/v2.0/networks/" in e["path"])
+        )
     ]
     assert [p.rsplit("/", 2)[-1] if "interface" in p else p.split("/")[-2] for p in teardown] == [
         "remove_router_interface",

@@ -86,7 +86,8 @@ def test_quota_exceeded_is_not_retried_and_says_so_in_plain_words(
     assert "quota is used up" in op.message_text
     assert "not retried" in op.message_text
     assert "Quota exceeded for instances" in op.message_text
-    assert op.request_ids and op.request_ids[0] in op.message_text
+    assert op.request_ids
+    assert op.request_ids[0] in op.message_text
     with translation.override("ko"):
         korean = op.message_text
     assert "할당량" in korean

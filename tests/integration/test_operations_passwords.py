@@ -33,7 +33,8 @@ def test_staff_reset_shows_a_new_password_once_and_it_logs_in(
     soldier = onboarded.soldier
     reset = services.soldier_password_reset(soldier=soldier, requested_by=onboarded.staff)
     assert reset.operation.state == Operation.State.SUCCEEDED
-    assert reset.password and len(reset.password) >= 12
+    assert reset.password
+    assert len(reset.password) >= 12
     assert reset.password not in repr(reset)
     assert reset.password not in stored_text()
     token = admin.authenticate(username=soldier.keystone_user_name, password=reset.password)

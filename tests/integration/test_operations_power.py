@@ -51,10 +51,10 @@ def test_an_action_the_state_forbids_is_refused_without_calling_the_cloud(
     cast: Cast, tasks: Any, portal_cloud: Any
 ) -> None:
     instance = running_vm(cast, tasks)
-    portal_cloud.clear_requests()
+    portal_cloud.faults.clear_requests()
     with pytest.raises(services.OperationRefused, match="not possible while the VM is ACTIVE"):
         services.instance_power(instance=instance, action=Instance.Action.START)
-    assert portal_cloud.requests() == []
+    assert portal_cloud.faults.requests() == []
     instance.refresh_from_db()
     assert instance.pending_action == ""
     assert not instance.operations.filter(kind=Operation.Kind.POWER).exists()
@@ -70,7 +70,8 @@ def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_requ
     op = power(instance, Instance.Action.STOP, tasks)
     assert op.state == Operation.State.FAILED
     assert "Cannot 'stop' instance" in op.message_text
-    assert op.request_ids and op.request_ids[0] in op.message_text
+    assert op.request_ids
+    assert op.request_ids[0] in op.message_text
     assert instance.last_error == op.message_text
     assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
 
@@ -79,7 +80,7 @@ def test_two_simultaneous_actions_on_one_vm_one_is_refused_and_makes_no_cloud_ca
     cast: Cast, tasks: Any, portal_cloud: Any
 ) -> None:
     instance = running_vm(cast, tasks)
-    portal_cloud.clear_requests()
+    portal_cloud.faults.clear_requests()
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
 
@@ -104,9 +105,10 @@ def test_two_simultaneous_actions_on_one_vm_one_is_refused_and_makes_no_cloud_ca
 
     refused = [o for o in outcomes if isinstance(o, services.OperationRefused)]
     accepted = [o for o in outcomes if isinstance(o, Operation)]
-    assert len(refused) == 1 and len(accepted) == 1
+    assert len(refused) == 1
+    assert len(accepted) == 1
     assert "already has an operation in progress" in str(refused[0])
-    assert portal_cloud.requests() == []
+    assert portal_cloud.faults.requests() == []
 
     tasks()
     assert finished(accepted[0]).state == Operation.State.SUCCEEDED

@@ -1,0 +1,174 @@
+"""Reconcile: a constant number of cloud calls per pass, mirrors updated, drift recorded."""
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from portal import services
+from portal.models import Drift, FloatingIP, Instance, Operation, PowerState, Soldier
+from portal.openstack import OpenStackClient
+from tests.integration.conftest import Cast, finished, make_soldier
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+
+
+def reconcile() -> Operation:
+    op = services.cloud_reconcile(run_now=True)
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+    return op
+
+
+def onboarded(tasks: Any) -> Soldier:
+    soldier = make_soldier()
+    services.soldier_onboard(soldier=soldier)
+    tasks()
+    soldier.refresh_from_db()
+    assert soldier.state == Soldier.State.ACTIVE
+    return soldier
+
+
+class TestCallCount:
+    """One devcloud of its own, filled to N servers, so N is exactly what is there."""
+
+    @pytest.fixture(scope="class")
+    def own_devcloud(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+        from devcloud.testing import start_devcloud
+
+        running = start_devcloud(tmp_path_factory.mktemp("devcloud-reconcile"))
+        try:
+            yield running
+        finally:
+            running.stop()
+
+    @pytest.fixture
+    def target_devcloud(self, own_devcloud: Any) -> Any:
+        return own_devcloud
+
+    def test_a_pass_costs_the_same_few_calls_at_10_100_and_1000_servers(
+        self, portal_cloud: Any, tasks: Any
+    ) -> None:
+        soldier = onboarded(tasks)
+        project_id = soldier.project.keystone_id
+        reconcile()  # the first pass also logs in; measure the passes after it
+        per_n: dict[int, dict[str, int]] = {}
+        created = 0
+        for n in (10, 100, 1000):
+            portal_cloud.faults.bulk_servers(project_id=project_id, count=n - created)
+            created = n
+            portal_cloud.faults.clear_requests()
+            op = reconcile()
+            calls = portal_cloud.faults.requests()
+            per_n[n] = {
+                "total": len(calls),
+                "server_lists": sum(1 for c in calls if re.search(r"/servers/detail$", c["path"])),
+                "floating_ip_lists": sum(
+                    1 for c in calls if re.search(r"/v2.0/floatingips$", c["path"])
+                ),
+            }
+            assert op.progress["stats"]["servers"] == n
+            assert Instance.objects.filter(owner=soldier).count() == n
+
+        for n, counts in per_n.items():
+            # One server listing (Nova pages at 1000, so 1000 servers take a second page),
+            # one floating-IP listing, nothing per server.
+            assert counts["floating_ip_lists"] == 1, (n, counts)
+            assert counts["server_lists"] == (1 if n < 1000 else 2), (n, counts)
+            assert counts["total"] == counts["server_lists"] + 1, (n, counts)
+
+
+def test_reconcile_mirrors_changes_made_outside_the_portal(
+    cast: Cast, admin: OpenStackClient, tasks: Any
+) -> None:
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    admin.stop_server(instance.server_id or "")
+    admin.wait_for_server(instance.server_id or "", status="SHUTOFF", timeout=30, interval=0.1)
+
+    reconcile()
+
+    instance.refresh_from_db()
+    assert instance.status == "SHUTOFF"
+    assert instance.power_state == PowerState.SHUTDOWN
+
+
+def test_a_server_deleted_outside_the_portal_is_marked_and_its_floating_ip_is_drift(
+    cast: Cast, admin: OpenStackClient, tasks: Any
+) -> None:
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    admin.delete_server(instance.server_id or "")
+    admin.wait_for_server(instance.server_id or "", gone=True, timeout=30, interval=0.1)
+
+    reconcile()
+
+    instance.refresh_from_db()
+    assert instance.status == "DELETED"
+    assert instance.deleted_outside_portal
+    assert instance.terminated_at is not None
+    assert Drift.objects.filter(
+        kind=Drift.Kind.DELETED_OUTSIDE, resource_id=instance.server_id
+    ).exists()
+    fip = FloatingIP.objects.get(instance=instance)
+    orphan = Drift.objects.get(kind=Drift.Kind.ORPHAN_FLOATING_IP, resource_id=fip.neutron_id)
+    assert orphan.resolved_at is None
+
+    # Deleting the VM in the portal now releases the orphan, and the drift resolves.
+    admin.delete_floating_ip(fip.neutron_id)
+    reconcile()
+    orphan.refresh_from_db()
+    assert orphan.resolved_at is not None
+
+
+def test_servers_made_by_hand_in_a_soldier_project_are_adopted_others_are_drift(
+    cast: Cast, admin: OpenStackClient, tasks: Any
+) -> None:
+    soldier = onboarded(tasks)
+    project = soldier.project
+    template = cast.template
+    by_hand = admin.for_project(project.keystone_id).create_server(
+        name="by-hand",
+        image_id=template.image_id,
+        flavor_id=template.flavor_id,
+        network_ids=[project.network_id],
+    )
+    stray = admin.create_server(
+        name="stray",
+        image_id=template.image_id,
+        flavor_id=template.flavor_id,
+        network_ids=[admin.list_networks(name="private")[0].id],
+    )
+
+    op = reconcile()
+
+    adopted = Instance.objects.get(server_id=by_hand)
+    assert adopted.owner == soldier
+    assert adopted.project == project
+    assert not Instance.objects.filter(server_id=stray).exists()
+    assert Drift.objects.filter(kind=Drift.Kind.UNOWNED_SERVER, resource_id=stray).exists()
+    assert op.progress["stats"]["adopted"] >= 1
+
+    admin.delete_server(stray)
+    admin.wait_for_server(stray, gone=True, timeout=30, interval=0.1)
+    reconcile()
+    assert Drift.objects.get(resource_id=stray).resolved_at is not None
+
+
+def test_only_one_reconcile_runs_at_a_time(portal_cloud: Any) -> None:
+    queued = services.cloud_reconcile()
+    with pytest.raises(services.OperationRefused):
+        services.cloud_reconcile()
+    assert finished(queued).state == Operation.State.QUEUED
+
+
+def test_the_scheduler_reconciles_once_per_interval(
+    portal_cloud: Any, tasks: Any, settings: Any
+) -> None:
+    settings.RECONCILE_INTERVAL_SECONDS = 3600
+    assert services.scheduler_tick().reconcile_started
+    tasks()
+    assert not services.scheduler_tick().reconcile_started
+    assert Operation.objects.filter(kind=Operation.Kind.RECONCILE).count() == 1
