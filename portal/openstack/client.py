@@ -415,16 +415,15 @@ class OpenStackClient:
         page_size: int | None = None,
     ) -> list[Image]:
         """GET /v2/images from Glance (Nova's image proxy 404s from compute 2.36), all pages."""
-        params = {
-            "status": status,
-            "visibility": visibility,
-            "name": name,
-            "limit": page_size or self.config.page_size,
-        }
-        return [
-            decode.decode_image(i)
-            for i in self._http.paginate("image", "/images", "images", params=params)
-        ]
+        params = {"status": status, "visibility": visibility, "name": name}
+        items = self._http.paginate(
+            "image",
+            "/images",
+            "images",
+            params=params,
+            page_size=page_size or self.config.page_size,
+        )
+        return [decode.decode_image(i) for i in items]
 
     def get_image(self, image_id: str) -> Image:
         """GET /v2/images/{image_id} (Glance answers the bare image, unwrapped)."""
@@ -476,7 +475,6 @@ class OpenStackClient:
             "name": name,
             "status": str(status) if status is not None else None,
             "changes-since": changes_since.isoformat() if changes_since else None,
-            "limit": page_size or self.config.page_size,
         }
         items = self._http.paginate(
             "compute",
@@ -484,6 +482,7 @@ class OpenStackClient:
             "servers",
             params=params,
             headers=self._http.compute_headers(),
+            page_size=page_size or self.config.page_size,
         )
         return [decode.decode_server(s) for s in items]
 

@@ -1,4 +1,4 @@
-"""Fixtures and helpers shared by the client integration tests (tests/integration/test_client_*).
+"""Helpers shared by the client integration tests (fixtures: client_fixtures.py).
 
 They talk to a devcloud of the test session's own over real HTTP, through portal.openstack only.
 """
@@ -6,11 +6,8 @@ They talk to a devcloud of the test session's own over real HTTP, through portal
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import pytest
 
 from portal.openstack import (
     CloudConfig,
@@ -39,11 +36,16 @@ def new_admin_client(devcloud: Any, **overrides: Any) -> OpenStackClient:
 
 
 def log_entries(devcloud: Any, method: str | None = None, path: str | None = None) -> list[Any]:
-    """The devcloud's server-side request log, optionally filtered by method and exact path."""
+    """devcloud's server-side request log, optionally filtered by method and exact path.
+
+    The test harness's own logins (devcloud.testing asks for ``?nocatalog`` tokens to drive the
+    control endpoint) are left out: they are not the client's.
+    """
     return [
         entry
-        for entry in devcloud.requests()
-        if (method is None or entry["method"] == method)
+        for entry in devcloud.faults.requests()
+        if "nocatalog" not in entry["query"]
+        and (method is None or entry["method"] == method)
         and (path is None or entry["full_path"] == path)
     ]
 
@@ -68,19 +70,6 @@ class Catalog:
     image: Image
     flavor_id: str
     external: Network
-
-
-@pytest.fixture(scope="module")
-def admin(devcloud: Any) -> OpenStackClient:
-    return new_admin_client(devcloud)
-
-
-@pytest.fixture(scope="module")
-def catalog(admin: OpenStackClient) -> Catalog:
-    image = next(i for i in admin.list_images() if i.name.startswith("cirros"))
-    flavor = next(f for f in admin.list_flavors() if f.name == "m1.tiny")
-    external = admin.list_networks(external=True)[0]
-    return Catalog(image=image, flavor_id=flavor.id, external=external)
 
 
 def onboard(admin: OpenStackClient, catalog: Catalog, devcloud: Any) -> Tenant:
@@ -122,16 +111,3 @@ def onboard(admin: OpenStackClient, catalog: Catalog, devcloud: Any) -> Tenant:
         router_id=router.id,
         security_group_id=group.id,
     )
-
-
-@pytest.fixture(scope="module")
-def tenant(admin: OpenStackClient, catalog: Catalog, devcloud: Any) -> Tenant:
-    return onboard(admin, catalog, devcloud)
-
-
-@pytest.fixture
-def clean_faults(devcloud: Any) -> Iterator[Any]:
-    """Fault rules of one test only."""
-    devcloud.faults.reset()
-    yield devcloud.faults
-    devcloud.faults.reset()

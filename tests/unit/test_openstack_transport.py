@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -283,7 +284,54 @@ def test_nova_pagination_follows_next_links_to_the_end(fake: FakeCloud) -> None:
     # Only the link's query is used: the unreachable host in the href is never contacted.
     listing = fake.calls_to("GET", "/compute/v2.1/servers/detail")
     assert len(listing) == 3
-    assert dict(listing[0].query) == {"limit": "2"}
+    assert dict(listing[0].query) == {"limit": "3"}
+
+
+def _nova_like(total: int) -> Callable[[Call], Reply]:
+    """servers/detail as Nova pages it: a full page always carries a next link."""
+    servers = [_server(i) for i in range(1, total + 1)]
+
+    def handler(call: Call) -> Reply:
+        query = dict(call.query)
+        start = 0
+        if "marker" in query:
+            start = [s["id"] for s in servers].index(query["marker"]) + 1
+        limit = int(query.get("limit", 1000))
+        chunk = servers[start : start + limit]
+        body: dict[str, object] = {"servers": chunk}
+        if chunk and len(chunk) == limit:
+            href = f"http://cloud.test/compute/v2.1/servers/detail?limit={limit}&marker={chunk[-1]['id']}"
+            body["servers_links"] = [{"rel": "next", "href": href}]
+        return 200, {}, body
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("total", "page", "calls"),
+    [(0, 2, 1), (1, 2, 1), (2, 2, 1), (4, 2, 2), (5, 2, 3), (100, 10, 10)],
+)
+def test_page_size_lists_cost_ceil_n_over_page_calls(total: int, page: int, calls: int) -> None:
+    fake = FakeCloud()
+    fake.route("GET", "/compute/v2.1/servers/detail", _nova_like(total))
+    client, _ = make_client(fake)
+    servers = client.list_servers(page_size=page)
+    assert [s.id for s in servers] == [f"s{i}" for i in range(1, total + 1)]
+    assert len(fake.calls_to("GET", "/compute/v2.1/servers/detail")) == calls
+
+
+def test_page_size_above_the_server_maximum_follows_its_links() -> None:
+    fake = FakeCloud()
+    nova = _nova_like(7)
+
+    def clamped(call: Call) -> Reply:  # a server whose max_limit is 3
+        query = [(k, v if k != "limit" else str(min(int(v), 3))) for k, v in call.query]
+        return nova(Call(call.method, call.path, query, call.headers, call.body, call.timeout))
+
+    fake.route("GET", "/compute/v2.1/servers/detail", clamped)
+    client, _ = make_client(fake)
+    assert len(client.list_servers(page_size=10)) == 7
+    assert len(fake.calls_to("GET", "/compute/v2.1/servers/detail")) == 3
 
 
 def test_keystone_and_glance_pagination(fake: FakeCloud) -> None:
