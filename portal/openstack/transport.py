@@ -212,7 +212,7 @@ class Transport:
         previous = self.plugin.get_auth_state()
         self.plugin.set_auth_state(state)
         ref = self.plugin.auth_ref
-        if not self._fresh(ref) or ref.auth_token == unless_token:
+        if ref is None or not self._fresh(ref) or ref.auth_token == unless_token:
             self.plugin.set_auth_state(previous)
             return False
         return True
