@@ -113,7 +113,8 @@ def test_a_server_builds_then_runs_stops_starts_reboots_and_is_deleted(
     assert active["OS-EXT-STS:power_state"] == 1
     assert active["OS-EXT-STS:task_state"] is None
     assert NAIVE_MICROS.match(active["OS-SRV-USG:launched_at"])
-    assert WHOLE_Z.match(active["created"]) and WHOLE_Z.match(active["updated"])
+    assert WHOLE_Z.match(active["created"])
+    assert WHOLE_Z.match(active["updated"])
     assert active["OS-EXT-SRV-ATTR:host"].startswith("codesquare-devstack-compute")
     assert active["tenant_id"] == tenant.project_id
     assert active["metadata"] == {"portal_request": "r-1"}
@@ -177,7 +178,7 @@ def test_flavor_is_a_link_below_2_47(cloud: Cloud, tenant: Tenant) -> None:
 
 def test_bad_references_are_rejected_before_202(cloud: Cloud, tenant: Tenant) -> None:
     def create(**changes: object) -> tuple[int, Any]:
-        server = {
+        server: dict[str, Any] = {
             "name": "bad",
             "imageRef": cloud.image_id(),
             "flavorRef": "1",
