@@ -635,14 +635,15 @@ def _domain() -> str:
     return str(settings.OPENSTACK_DOMAIN)
 
 
-_role_ids: dict[str, str] = {}
+_role_ids: dict[tuple[str, str], str] = {}
 
 
 def _role_id(client: OpenStackClient, name: str) -> str:
-    # Role ids never change for a role name within a cloud's life; look each up once.
-    if name not in _role_ids:
-        _role_ids[name] = client.find_role(name).id
-    return _role_ids[name]
+    # A role's id never changes in a cloud's life; look each up once per cloud.
+    key = (client.config.auth_url, name)
+    if key not in _role_ids:
+        _role_ids[key] = client.find_role(name).id
+    return _role_ids[key]
 
 
 def _find_network(
@@ -662,12 +663,13 @@ def _find_network(
         return None
 
 
-_external_network_cache: dict[str, str] = {}
+_external_network_cache: dict[tuple[str, str], str] = {}
 
 
 def _external_network_id(client: OpenStackClient) -> str:
     name = settings.OPENSTACK_EXTERNAL_NETWORK
-    if name not in _external_network_cache:
+    key = (client.config.auth_url, name)
+    if key not in _external_network_cache:
         network = _find_network(client, name)
         if network is None:
             raise _StepFailed(
@@ -677,8 +679,8 @@ def _external_network_id(client: OpenStackClient) -> str:
                 ),
                 name=name,
             )
-        _external_network_cache[name] = network.id
-    return _external_network_cache[name]
+        _external_network_cache[key] = network.id
+    return _external_network_cache[key]
 
 
 def cloud_is_configured() -> bool:

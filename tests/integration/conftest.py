@@ -61,6 +61,7 @@ def portal_cloud(
     settings.OPERATION_MAX_RETRIES = 3
     cloud.reset_client()
     devcloud.faults.reset()
+    devcloud.faults.clear_requests()
     yield devcloud
     devcloud.faults.reset()
     cloud.reset_client()

@@ -8,7 +8,7 @@ import pytest
 
 from portal import services
 from portal.models import Drift, FloatingIP, Instance, Operation, PowerState, Soldier
-from portal.openstack import OpenStackClient
+from portal.openstack import OpenStackClient, ServerStatus
 from tests.integration.conftest import Cast, finished, make_soldier
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
@@ -29,18 +29,19 @@ def onboarded(tasks: Any) -> Soldier:
     return soldier
 
 
+@pytest.fixture(scope="module")
+def own_devcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from devcloud.testing import start_devcloud
+
+    running = start_devcloud(tmp_path_factory.mktemp("devcloud-reconcile"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 class TestCallCount:
     """One devcloud of its own, filled to N servers, so N is exactly what is there."""
-
-    @pytest.fixture(scope="class")
-    def own_devcloud(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-        from devcloud.testing import start_devcloud
-
-        running = start_devcloud(tmp_path_factory.mktemp("devcloud-reconcile"))
-        try:
-            yield running
-        finally:
-            running.stop()
 
     @pytest.fixture
     def target_devcloud(self, own_devcloud: Any) -> Any:
@@ -85,7 +86,9 @@ def test_reconcile_mirrors_changes_made_outside_the_portal(
     tasks()
     instance.refresh_from_db()
     admin.stop_server(instance.server_id or "")
-    admin.wait_for_server(instance.server_id or "", status="SHUTOFF", timeout=30, interval=0.1)
+    admin.wait_for_server(
+        instance.server_id or "", status=ServerStatus.SHUTOFF, timeout=30, interval=0.1
+    )
 
     reconcile()
 

@@ -125,7 +125,9 @@ def test_operation_message_is_translated_when_shown_and_keeps_parameters() -> No
 
 
 def test_operation_message_with_broken_parameters_still_shows_the_text() -> None:
-    op = Operation(kind=Operation.Kind.LAUNCH, message="Broken %(missing)s", message_params={"x": 1})
+    op = Operation(
+        kind=Operation.Kind.LAUNCH, message="Broken %(missing)s", message_params={"x": 1}
+    )
     assert op.message_text == "Broken %(missing)s"
 
 
