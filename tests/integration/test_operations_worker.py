@@ -49,7 +49,8 @@ class Site:
         return result.stdout
 
     def shell(self, code: str) -> str:
-        return self.manage("shell", "-c", code).strip()
+        """Run Python in the site; returns the last line it printed."""
+        return self.manage("shell", "--no-imports", "-c", code).strip().splitlines()[-1]
 
     def start_worker(self) -> subprocess.Popen[str]:
         worker = subprocess.Popen(
