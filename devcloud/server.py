@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devcloud.app import Cloud, split_service
-from devcloud.core import Request, Response, now, service_error
+from devcloud.core import Request, Response, keystone_error, now, service_error
 from devcloud.faults import Fault
 
 log = logging.getLogger("devcloud")
@@ -117,6 +117,10 @@ class Handler(BaseHTTPRequestHandler):
                 "fault_id": fault.id if fault else None,
             }
         )
+        if fault is not None and fault.action == "timeout":
+            # Logged first, so a test can see the call while the client is still waiting.
+            self.server.stopping.wait(HANG_SECONDS)
+            self.close_connection = True
 
     def _apply(self, fault: Fault, req: Request, response: Response | None) -> int | None:
         """Carry out an injected fault; the status the client saw, or None if it saw none."""
@@ -124,9 +128,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         if fault.action == "timeout":
-            self.server.stopping.wait(HANG_SECONDS)
-            self.close_connection = True
-            return None
+            return None  # the hang itself happens after the request is logged
         if fault.status is None:  # latency-only rule that was applied after the fact
             assert response is not None
             self._send(response, self.command)
@@ -135,9 +137,12 @@ class Handler(BaseHTTPRequestHandler):
             401: "The request you have made requires authentication.",
             503: "The server is currently unavailable. Please try again at a later time.",
         }.get(fault.status, f"devcloud injected fault {fault.id}")
-        error = service_error(req.service, fault.status, message, req.accept).response
         if fault.status == 401:
+            # Token failures come from keystonemiddleware, in Keystone's shape, on every service.
+            error = keystone_error(401, message).response
             error.headers["WWW-Authenticate"] = f'Keystone uri="{req.base_url}/identity"'
+        else:
+            error = service_error(req.service, fault.status, message, req.accept).response
         error.headers["x-openstack-request-id"] = req.request_id
         self.server.cloud.services[req.service].after(req, error)
         self._send(error, self.command)

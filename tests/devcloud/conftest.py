@@ -118,6 +118,10 @@ class Cloud:
             r["name"]: r["id"] for r in self.admin.get("identity", "/v3/roles").json()["roles"]
         }
 
+    def relogin_admin(self) -> None:
+        """A fresh admin token, for tests that revoke every token."""
+        self.admin = Api(self.url, issue_token(self.url, "admin", self.running.admin_password))
+
     def role_id(self, name: str) -> str:
         return self._roles[name]
 
