@@ -1,4 +1,4 @@
-"""devcloud as a process: start and stop, persistence, reset, token expiry, page cap, concurrency."""
+"""devcloud as a process: stop, persistence, reset, token expiry, page cap, concurrency."""
 
 from __future__ import annotations
 
