@@ -27,7 +27,7 @@ def os_catalog(os_admin: OpenStackClient) -> Catalog:
 
 @pytest.fixture(scope="module")
 def os_tenant(os_admin: OpenStackClient, os_catalog: Catalog, devcloud: Any) -> Tenant:
-    return onboard(os_admin, os_catalog, devcloud)
+    return onboard(os_admin, os_catalog, devcloud.auth_url)
 
 
 @pytest.fixture

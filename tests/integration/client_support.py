@@ -72,7 +72,7 @@ class Catalog:
     external: Network
 
 
-def onboard(admin: OpenStackClient, catalog: Catalog, devcloud: Any) -> Tenant:
+def onboard(admin: OpenStackClient, catalog: Catalog, auth_url: str) -> Tenant:
     """What onboarding does: project, the portal's role there, the soldier, a routed network."""
     project = admin.create_project(name=unique("cs-int"), domain_id=DOMAIN)
     admin_role: Role = admin.find_role("admin")
@@ -93,7 +93,7 @@ def onboard(admin: OpenStackClient, catalog: Catalog, devcloud: Any) -> Tenant:
     group = scoped.list_security_groups(project_id=project.id, name="default")[0]
     member = OpenStackClient.from_config(
         CloudConfig(
-            auth_url=devcloud.auth_url,
+            auth_url=auth_url,
             username=user.name,
             password=password,
             user_domain_id=DOMAIN,

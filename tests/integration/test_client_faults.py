@@ -140,7 +140,7 @@ def test_nova_quota_is_quota_exceeded(os_tenant: Tenant, os_catalog: Catalog) ->
 def test_neutron_quota_is_quota_exceeded(
     devcloud: Any, os_admin: OpenStackClient, os_catalog: Catalog
 ) -> None:
-    tenant = onboard(os_admin, os_catalog, devcloud)
+    tenant = onboard(os_admin, os_catalog, devcloud.auth_url)
     os_admin.transport.request(
         "network",
         "PUT",
@@ -172,7 +172,7 @@ def test_wrong_state_is_conflict(os_tenant: Tenant, os_catalog: Catalog) -> None
 def test_revoked_tokens_cost_one_reauthentication_per_scope(
     devcloud: Any, os_admin: OpenStackClient, os_catalog: Catalog
 ) -> None:
-    tenant = onboard(os_admin, os_catalog, devcloud)
+    tenant = onboard(os_admin, os_catalog, devcloud.auth_url)
     client = tenant.scoped
     client.list_servers()
     client.list_networks()
@@ -225,7 +225,7 @@ def test_one_log_line_per_request_without_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.DEBUG):
-        tenant = onboard(os_admin, os_catalog, devcloud)
+        tenant = onboard(os_admin, os_catalog, devcloud.auth_url)
         client = tenant.scoped
         devcloud.faults.clear_requests()
         tokens = {os_admin.token().value, client.token().value, tenant.member.token().value}
@@ -267,7 +267,7 @@ def test_listing_servers_costs_one_call_per_page(
     count: int, devcloud: Any, os_admin: OpenStackClient, os_catalog: Catalog
 ) -> None:
     page = 10
-    tenant = onboard(os_admin, os_catalog, devcloud)
+    tenant = onboard(os_admin, os_catalog, devcloud.auth_url)
     client = tenant.scoped
     # Past Nova's default quota of 10: devcloud creates them directly, ACTIVE with ports.
     created = devcloud.faults.bulk_servers(
