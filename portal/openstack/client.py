@@ -99,9 +99,13 @@ class OpenStackClient:
     Every method raises ``portal.openstack.errors.OpenStackError`` subclasses on failure.
     """
 
-    def __init__(self, shared: Shared, transport: Transport) -> None:
+    def __init__(
+        self, shared: Shared, transport: Transport, parent: OpenStackClient | None = None
+    ) -> None:
         self._shared = shared
         self._http = transport
+        # Scoped clients are cached on the client built from the configuration.
+        self._root: OpenStackClient = parent or self
         self._scoped: dict[str, OpenStackClient] = {}
         self._scoped_lock = threading.Lock()
 
@@ -141,21 +145,15 @@ class OpenStackClient:
         """
         if project_id == self._http.access().project_id:
             return self
-        root = self._root()
+        root = self._root
         with root._scoped_lock:
             client = root._scoped.get(project_id)
             if client is None:
                 plugin = build_auth_plugin(self.config, project_id=project_id)
                 transport = Transport(self._shared, plugin, f"project {project_id}")
-                client = OpenStackClient(self._shared, transport)
-                client._parent = root
+                client = OpenStackClient(self._shared, transport, parent=root)
                 root._scoped[project_id] = client
             return client
-
-    _parent: OpenStackClient | None = None
-
-    def _root(self) -> OpenStackClient:
-        return self._parent or self
 
     # --- identity: tokens (api-ref identity v3 "Authentication and token management") -----
 
