@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
@@ -190,7 +191,7 @@ class OpenStackClient:
         )
         try:
             return _token_from_access(plugin.get_access(session))
-        except Exception as exc:
+        except ks_exc.ClientException as exc:
             raise map_keystoneauth_error(exc, "POST", plugin.auth_url) from exc
 
     def forget_token(self) -> None:

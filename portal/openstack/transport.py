@@ -226,7 +226,7 @@ class Transport:
             try:
                 self.plugin.get_access(self.session)
                 break
-            except Exception as exc:
+            except ks_exc.ClientException as exc:
                 error = map_keystoneauth_error(exc, "POST", url)
                 if not self._should_retry(error, attempt, idempotent=True):
                     raise error from exc
@@ -244,7 +244,7 @@ class Transport:
                 self.shared.token_cache.set(self._cache_key, state, ttl)
 
     def token(self) -> str:
-        """A token valid for at least MIN_TOKEN_LIFE seconds: ours, a shared one, or a new one."""
+        """A token that is not about to expire: ours, one another process shared, or a new one."""
         with self._token_lock:
             if not self._usable() and not self._adopt_cached():
                 self._authenticate()
@@ -354,7 +354,7 @@ class Transport:
                     connect_retries=0,
                     log=False,
                 )
-            except Exception as exc:
+            except ks_exc.ClientException as exc:
                 error = map_keystoneauth_error(exc, method, url)
                 log.warning("%s %s failed: %s", method, urlsplit(url).path, error.message)
                 if not self._should_retry(error, attempt, idempotent=idempotent):
