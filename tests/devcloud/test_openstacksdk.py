@@ -18,10 +18,13 @@ from devcloud.testing import RunningDevcloud
 
 HOST = "codesquare-devstack-compute2"
 # openstacksdk warns about its own deprecations on every call; they are not about devcloud.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+]
 
 
-def connect(running: RunningDevcloud, **auth: Any) -> openstack.connection.Connection:
+def connect(running: RunningDevcloud, **auth: Any) -> Any:
     """The "devcloud" cloud of the written clouds.yaml, with some auth settings replaced."""
     config = loader.OpenStackConfig(config_files=[str(running.clouds_yaml)], load_envvars=False)
     return openstack.connection.Connection(config=config.get_one(cloud="devcloud", auth=auth))
