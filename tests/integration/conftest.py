@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +28,7 @@ from django_tasks_db.models import DBTaskResult
 from portal import cloud, services
 from portal.models import Operation, Soldier, VmTemplate
 from portal.openstack import OpenStackClient
+from tests.conftest import ROOT, clean_env, run_manage
 
 _names = itertools.count(1)
 
@@ -219,3 +225,99 @@ ONE_VM = {
     "router_interfaces": 1,
 }
 ONBOARDED = {**ONE_VM, "servers": 0, "floating_ips": 0}
+
+
+class Site:
+    """A portal installation in a temporary directory, talking to the session's devcloud."""
+
+    def __init__(self, tmp_path: Path, devcloud: Any) -> None:
+        self.db_path = tmp_path / "portal.sqlite3"
+        self.env = clean_env(
+            VAR_DIR=str(tmp_path),
+            DATABASE_URL=f"sqlite:///{self.db_path}",
+            SECRET_KEY="worker-test-" + "z8Kq" * 10,
+            DEBUG="false",
+            SECURE_HTTPS="false",
+            ALLOWED_HOSTS="localhost",
+            OS_CLIENT_CONFIG_FILE=str(devcloud.clouds_yaml),
+            OS_CLOUD="devcloud",
+            OPERATION_POLL_SECONDS="0.2",
+            OPERATION_LEASE_SECONDS="2",
+        )
+        self.workers: list[subprocess.Popen[str]] = []
+
+    def manage(self, *args: str) -> str:
+        result = run_manage(*args, env=self.env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    def shell(self, code: str) -> str:
+        """Run Python in the site; returns the last line it printed."""
+        return self.manage("shell", "--no-imports", "-c", code).strip().splitlines()[-1]
+
+    def start_worker(self) -> subprocess.Popen[str]:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "db_worker",
+                "--interval",
+                "0.1",
+                "--no-startup-delay",
+                "--no-reload",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def operation(self, op_id: int) -> tuple[str, str]:
+        with sqlite3.connect(self.db_path, timeout=20) as db:
+            row = db.execute(
+                "select state, step from portal_operation where id = ?", (op_id,)
+            ).fetchone()
+        return (str(row[0]), str(row[1])) if row else ("", "")
+
+    def wait_for(self, op_id: int, predicate: Any, timeout: float = 60) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.operation(op_id)
+            if predicate(*state):
+                return state
+            time.sleep(0.05)
+        raise AssertionError(f"operation {op_id} stuck at {self.operation(op_id)}")
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+
+
+@pytest.fixture
+def site(tmp_path: Path, portal_cloud: Any) -> Iterator[Site]:
+    site = Site(tmp_path, portal_cloud)
+    site.manage("migrate", "--noinput")
+    yield site
+    site.stop()
+
+
+def launch_code(username: str) -> str:
+    return (
+        "from django.contrib.auth import get_user_model\n"
+        "from portal import services\n"
+        f"user = get_user_model().objects.create_user(username={username!r})\n"
+        f"soldier = services.soldier_create(user=user, service_number={username!r}, "
+        f"name={username!r})\n"
+        "template = services.vm_template_from_cloud(name='standard')\n"
+        "instance = services.instance_launch(soldier=soldier, template=template)\n"
+        "print(instance.operations.get().pk)\n"
+    )

@@ -1,6 +1,9 @@
 """Power actions against devcloud, and the one-operation-per-VM guard under concurrency."""
 
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -8,7 +11,8 @@ from django.db import connection
 
 from portal import services
 from portal.models import Instance, Operation, PowerState
-from tests.integration.conftest import Cast, finished, requests_matching
+from tests.conftest import ROOT
+from tests.integration.conftest import Cast, Site, finished, launch_code, requests_matching, unique
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
 
@@ -76,7 +80,12 @@ def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_requ
     assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
 
 
-def test_two_simultaneous_actions_on_one_vm_one_is_refused_and_makes_no_cloud_call(
+@pytest.mark.postgres_only
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="threads need a server database; SQLite is covered by the process test below",
+)
+def test_two_threads_acting_on_one_vm_one_is_refused_and_makes_no_cloud_call(
     cast: Cast, tasks: Any, portal_cloud: Any
 ) -> None:
     instance = running_vm(cast, tasks)
@@ -124,3 +133,60 @@ def test_an_action_while_another_is_pending_is_refused(cast: Cast, tasks: Any) -
     tasks()
     instance.refresh_from_db()
     assert services.instance_delete(instance=instance).kind == Operation.Kind.DELETE
+
+
+RACE = """
+import time
+from portal import services
+from portal.models import Instance
+instance = Instance.objects.get()
+time.sleep(max(0.0, {start} - time.time()))
+try:
+    op = services.instance_power(instance=instance, action={action!r})
+    print("accepted", op.pk)
+except services.OperationRefused as exc:
+    print("refused", exc)
+"""
+
+
+def test_two_processes_acting_on_one_vm_at_once_one_is_refused_and_makes_no_cloud_call(
+    site: Site, portal_cloud: Any
+) -> None:
+    op_id = int(site.shell(launch_code(unique("race"))))
+    worker = site.start_worker()
+    site.wait_for(op_id, lambda state, step: state == "succeeded")
+    worker.terminate()
+    worker.wait(timeout=10)
+    portal_cloud.faults.clear_requests()
+
+    start = time.time() + 3  # both processes are up and waiting by then
+    racers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "shell",
+                "--no-imports",
+                "-c",
+                RACE.format(start=start, action=action),
+            ],
+            env=site.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for action in ("stop", "reboot_hard")
+    ]
+    answers = [r.communicate(timeout=60)[0].strip().splitlines()[-1] for r in racers]
+
+    assert sorted(a.split()[0] for a in answers) == ["accepted", "refused"], answers
+    assert any("in progress" in a or "진행 중" in a for a in answers)
+    assert portal_cloud.faults.requests() == []
+    accepted = int(next(a for a in answers if a.startswith("accepted")).split()[1])
+    site.start_worker()
+    assert site.wait_for(accepted, lambda state, step: state in ("succeeded", "failed")) == (
+        "succeeded",
+        "",
+    )
+    assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
