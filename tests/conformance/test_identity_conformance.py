@@ -15,6 +15,7 @@ import pytest
 
 from portal.openstack import (
     CloudConfig,
+    ConfigurationError,
     Conflict,
     Forbidden,
     MethodNotAllowed,
@@ -26,6 +27,7 @@ from portal.openstack import (
     User,
     load_config,
 )
+from portal.openstack.config import APPLICATION_CREDENTIAL
 from tests.cloud_targets import CloudTarget
 
 pytestmark = [pytest.mark.cloud, pytest.mark.needs("identity")]
@@ -338,3 +340,52 @@ def test_grant_of_unknown_role_is_not_found(admin: OpenStackClient, soldier: Sol
         admin.grant_project_role(
             project_id=soldier.project.id, user_id=soldier.user.id, role_id=uuid.uuid4().hex
         )
+
+
+# --- application credentials ----------------------------------------------------------------
+
+
+def test_application_credential_auth(admin: OpenStackClient, cloud_target: CloudTarget) -> None:
+    me = admin.token()
+    name = _name("conf-appcred")
+    created = admin.transport.request(
+        "identity",
+        "POST",
+        f"/users/{me.user_id}/application_credentials",
+        json={"application_credential": {"name": name}},
+    ).json()["application_credential"]
+    by_id = OpenStackClient.from_config(
+        CloudConfig(
+            auth_url=cloud_target.auth_url,
+            auth_type=APPLICATION_CREDENTIAL,
+            application_credential_id=created["id"],
+            application_credential_secret=created["secret"],
+        )
+    )
+    token = by_id.token()
+    assert (token.user_id, token.project_id) == (me.user_id, me.project_id)
+    assert by_id.get_project(me.project_id or "").name == "admin"
+    assert by_id.for_project(me.project_id or "") is by_id
+    with pytest.raises(ConfigurationError):
+        by_id.for_project(uuid.uuid4().hex)
+    by_name = OpenStackClient.from_config(
+        CloudConfig(
+            auth_url=cloud_target.auth_url,
+            auth_type=APPLICATION_CREDENTIAL,
+            application_credential_name=name,
+            application_credential_secret=created["secret"],
+            username=me.user_name,
+            user_domain_id=DOMAIN,
+        )
+    )
+    assert by_name.token().user_id == me.user_id
+    wrong = OpenStackClient.from_config(
+        CloudConfig(
+            auth_url=cloud_target.auth_url,
+            auth_type=APPLICATION_CREDENTIAL,
+            application_credential_id=created["id"],
+            application_credential_secret="not-" + created["secret"],
+        )
+    )
+    with pytest.raises(Unauthorized):
+        wrong.token()
