@@ -12,6 +12,7 @@ import requests
 from portal.openstack import (
     BadRequest,
     Conflict,
+    EndpointNotFound,
     MemoryTokenCache,
     Microversion,
     NotFound,
@@ -449,3 +450,10 @@ def test_bad_request_carries_service_message_and_request_id(fake: FakeCloud) -> 
     assert caught.value.error_type == "badRequest"
     sent = fake.calls_to("POST", "/compute/v2.1/servers")[0].body
     assert sent["server"]["networks"] == "none"
+
+
+def test_region_without_the_service_is_endpoint_not_found(fake: FakeCloud) -> None:
+    client, _ = make_client(fake, region_name="RegionTwo")
+    with pytest.raises(EndpointNotFound, match="no public compute endpoint in region RegionTwo"):
+        client.list_servers()
+    assert [c.path for c in fake.calls] == ["/identity/v3/auth/tokens"]
