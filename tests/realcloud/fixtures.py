@@ -9,7 +9,8 @@ from tests.realcloud.rest import Admin
 if TYPE_CHECKING:
     from tests.realcloud.cloud import Build
 
-ROLES = ("admin", "member", "reader")
+# As in devcloud's seed.
+ROLES = ("admin", "member", "reader", "manager", "service")
 
 
 def create(build: Build) -> None:
@@ -19,6 +20,8 @@ def create(build: Build) -> None:
     for role in ROLES:
         admin.find_or_create(admin.identity("/roles"), "role", role, {"name": role})
     if build.mode == "full":
-        from tests.realcloud import services
+        from tests.realcloud import seed, services
 
-        services.create_fixtures(build, admin)
+        seed.create(build, admin)
+        # The compute hosts have been starting meanwhile; a boot needs them mapped.
+        services.wait_for_compute_hosts(build, admin)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devcloud.seed import HOSTS
 from tests.realcloud import proc
 from tests.realcloud.rest import Admin
 
@@ -29,18 +30,8 @@ SQL_HOST = "127.0.0.1"
 RABBIT = "guest:guest@127.0.0.1:5672"
 DATABASES = ("placement", "nova_api", "nova_cell0", "nova", "neutron")
 SERVICE_USERS = ("placement", "nova", "neutron", "glance")
-COMPUTE_HOST = "realcloud-compute1"
-
-# The fixtures every test may rely on; the names follow devcloud's seed where one exists.
-FLAVORS = (
-    {"name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1},
-    {"name": "m1.small", "vcpus": 1, "ram": 2048, "disk": 20},
-)
-IMAGE_NAME = "cirros"
-PUBLIC_NETWORK = "public"
-PUBLIC_CIDR = "203.0.113.0/24"  # TEST-NET-3: never routed, and nothing is routed here anyway
-PUBLIC_POOL = ("203.0.113.10", "203.0.113.250")
-PUBLIC_GATEWAY = "203.0.113.1"
+# Two compute hosts named as in devcloud's seed, so a test may force either one.
+COMPUTE_HOSTS = HOSTS
 
 
 # --- backing services -------------------------------------------------------------------------
@@ -175,7 +166,6 @@ connection = {_db(build, "placement")}
 use_stderr = true
 transport_url = {_transport(build)}
 compute_driver = fake.FakeDriver
-host = {COMPUTE_HOST}
 my_ip = 127.0.0.1
 state_path = {data / "nova"}
 instances_path = {data / "nova" / "instances"}
@@ -438,12 +428,25 @@ def start(build: Build) -> None:
         }
 
     with build.step("nova services started"):
-        for binary in ("nova-conductor", "nova-scheduler", "nova-compute"):
+        for binary in ("nova-conductor", "nova-scheduler"):
             build.spawn(binary, [str(bin_ / binary), "--config-file", str(conf["nova"])], {})
+        for index, host in enumerate(COMPUTE_HOSTS, start=1):
+            # A later --config-file overrides an earlier one: same nova.conf, its own host name.
+            own = _write(
+                build.dir / "etc" / "nova" / f"compute{index}.conf", f"[DEFAULT]\nhost = {host}\n"
+            )
+            argv = [
+                str(bin_ / "nova-compute"),
+                "--config-file",
+                str(conf["nova"]),
+                "--config-file",
+                str(own),
+            ]
+            build.spawn(f"nova-compute{index}", argv, {})
 
 
-def _wait_for_compute_host(build: Build, admin: Admin, timeout: float = 180) -> None:
-    """Wait until the compute host is mapped to cell1 and has a resource provider.
+def wait_for_compute_hosts(build: Build, admin: Admin, timeout: float = 180) -> None:
+    """Wait until every compute host is mapped to cell1 and has a resource provider.
 
     Until both are true the scheduler finds no host and a boot ends in ERROR ("No valid host").
     """
@@ -454,88 +457,31 @@ def _wait_for_compute_host(build: Build, admin: Admin, timeout: float = 180) -> 
         str(build.dir / "etc" / "nova" / "nova.conf"),
     ]
     placement = build.state["endpoints"]["placement"]
+    wanted = set(COMPUTE_HOSTS)
     deadline = time.monotonic() + timeout
-    asked = False
+    asked: set[str] = set()
     while time.monotonic() < deadline:
-        mapped = _sql(f"SELECT host FROM {tag}_nova_api.host_mappings").split()  # noqa: S608
-        providers = admin.call(
-            "GET", f"{placement}/resource_providers", params={"name": COMPUTE_HOST}
-        ).json()["resource_providers"]
-        if COMPUTE_HOST in mapped and providers:
+        mapped = set(_sql(f"SELECT host FROM {tag}_nova_api.host_mappings").split())  # noqa: S608
+        providers = {
+            p["name"]
+            for p in admin.call("GET", f"{placement}/resource_providers").json()[
+                "resource_providers"
+            ]
+        }
+        if wanted <= mapped and wanted <= providers:
             return
-        registered = _sql(
-            f"SELECT host FROM {tag}_nova.services WHERE `binary` = 'nova-compute'"  # noqa: S608
-        ).split()
-        if registered and not asked:
-            # The scheduler's periodic discovery would map it too; asking saves a few seconds.
+        registered = set(
+            _sql(
+                f"SELECT host FROM {tag}_nova.services WHERE `binary` = 'nova-compute'"  # noqa: S608
+            ).split()
+        )
+        if registered - asked - mapped:
+            # The scheduler's periodic discovery would map them too; asking saves seconds.
             proc.run([*nova_manage, "cell_v2", "discover_hosts"])
-            asked = True
+            asked |= registered
         for item in build.state["procs"]:
             started = proc.Proc.from_json(item)
             if started.name.startswith("nova-") and not started.running():
                 raise RuntimeError(f"{started.name} died:\n{proc.log_tail(started)}")
         time.sleep(1)
-    raise RuntimeError(f"compute host {COMPUTE_HOST} was not discovered within {timeout:.0f}s")
-
-
-def create_fixtures(build: Build, admin: Admin) -> None:
-    """Flavors, an image, the external network `public` with a floating-IP range; then wait
-    for the compute host, which has been starting meanwhile."""
-    compute = build.state["endpoints"]["nova-api"] + "/v2.1"
-    network = build.state["endpoints"]["neutron"] + "/v2.0"
-    image = build.state["endpoints"]["glance"] + "/v2"
-
-    for flavor in FLAVORS:
-        admin.call("POST", f"{compute}/flavors", json={"flavor": dict(flavor)})
-
-    created = admin.call(
-        "POST",
-        f"{image}/images",
-        json={
-            "name": IMAGE_NAME,
-            "disk_format": "raw",
-            "container_format": "bare",
-            "visibility": "public",
-            "min_disk": 0,
-            "min_ram": 0,
-        },
-    ).json()
-    # A raw disk of 1 MiB of zeros: nothing boots it (the virt driver is fake), and raw is the
-    # one format Glance's upload inspection accepts for arbitrary bytes.
-    admin.call(
-        "PUT",
-        f"{image}/images/{created['id']}/file",
-        data=b"\0" * (1 << 20),
-        headers={"Content-Type": "application/octet-stream"},
-        expect=(204,),
-    )
-
-    public = admin.call(
-        "POST",
-        f"{network}/networks",
-        json={
-            "network": {
-                "name": PUBLIC_NETWORK,
-                "router:external": True,
-                "shared": False,
-                "provider:network_type": "flat",
-                "provider:physical_network": "public",
-            }
-        },
-    ).json()["network"]
-    admin.call(
-        "POST",
-        f"{network}/subnets",
-        json={
-            "subnet": {
-                "name": f"{PUBLIC_NETWORK}-subnet",
-                "network_id": public["id"],
-                "ip_version": 4,
-                "cidr": PUBLIC_CIDR,
-                "gateway_ip": PUBLIC_GATEWAY,
-                "allocation_pools": [{"start": PUBLIC_POOL[0], "end": PUBLIC_POOL[1]}],
-                "enable_dhcp": False,
-            }
-        },
-    )
-    _wait_for_compute_host(build, admin)
+    raise RuntimeError(f"compute hosts {sorted(wanted)} were not all discovered in {timeout:.0f}s")
