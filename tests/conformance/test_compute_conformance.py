@@ -17,6 +17,7 @@ from portal.openstack import (
     Conflict,
     Forbidden,
     Microversion,
+    NotAcceptable,
     NotFound,
     OpenStackClient,
     PowerState,
@@ -159,3 +160,12 @@ def test_compute_hosts_and_zones(admin: OpenStackClient) -> None:
     assert {h.hostname for h in admin.list_hypervisors()} >= hosts
     zones = admin.list_availability_zones()
     assert hosts <= set().union(*(set(z.hosts) for z in zones))
+
+
+def test_unsupported_microversion_is_not_acceptable(admin: OpenStackClient) -> None:
+    with pytest.raises(NotAcceptable) as caught:
+        admin.transport.request(
+            "compute", "GET", "/servers", headers={"OpenStack-API-Version": "compute 2.200"}
+        )
+    assert caught.value.status == 406
+    assert "2.200" in caught.value.message

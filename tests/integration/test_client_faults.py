@@ -284,3 +284,13 @@ def test_listing_servers_costs_one_call_per_page(
     devcloud.faults.clear_requests()
     assert len(client.list_servers()) == count  # the server's own page size (max_limit 1000)
     assert len(log_entries(devcloud)) == 1
+
+
+def test_forget_token_logs_in_again(devcloud: Any) -> None:
+    client = new_admin_client(devcloud)
+    client.list_networks()
+    client.forget_token()
+    devcloud.faults.clear_requests()
+    client.list_networks()
+    assert client.transport.authentications == 2
+    assert len(log_entries(devcloud, "POST", TOKENS)) == 1
