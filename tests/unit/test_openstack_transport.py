@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -457,3 +459,20 @@ def test_region_without_the_service_is_endpoint_not_found(fake: FakeCloud) -> No
     with pytest.raises(EndpointNotFound, match="no public compute endpoint in region RegionTwo"):
         client.list_servers()
     assert [c.path for c in fake.calls] == ["/identity/v3/auth/tokens"]
+
+
+def test_threads_hit_by_one_revocation_log_in_once(fake: FakeCloud) -> None:
+    fake.route("GET", "/compute/v2.1/servers/s1", lambda c: (200, {}, {"server": SERVER}))
+    client, _ = make_client(fake)
+    client.get_server("s1")
+    fake.revoke_all()
+    barrier = threading.Barrier(8)
+
+    def worker() -> str:
+        barrier.wait()
+        return client.get_server("s1").id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: worker(), range(8)))
+    assert results == ["s1"] * 8
+    assert client.transport.authentications == 2
