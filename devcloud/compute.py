@@ -477,17 +477,28 @@ class Compute(Service):
         task: str | None = server.get("task_state")
         return task
 
-    def _net_index(self) -> tuple[dict[str, list[Doc]], dict[str, list[Doc]], dict[str, str]]:
+    def _net_index(
+        self, servers: list[Doc]
+    ) -> tuple[dict[str, list[Doc]], dict[str, list[Doc]], dict[str, str]]:
+        """Ports by server, floating IPs by port and network names, for these servers only."""
         ports: dict[str, list[Doc]] = {}
-        for port in self.store.values("port"):
-            if port["device_id"]:
-                ports.setdefault(port["device_id"], []).append(port)
+        for server in servers:
+            for ref in server.get("ports", []):
+                port = self.store.get("port", ref["id"])
+                if port is not None and port["device_id"] == server["id"]:
+                    ports.setdefault(server["id"], []).append(port)
         fips: dict[str, list[Doc]] = {}
         for fip in self.store.values("floatingip"):
             if fip.get("port_id"):
                 fips.setdefault(fip["port_id"], []).append(fip)
         names = {n["id"]: n["name"] for n in self.store.values("network")}
         return ports, fips, names
+
+    def _server_index(
+        self, server: Doc
+    ) -> tuple[dict[str, list[Doc]], dict[str, list[Doc]], dict[str, str]]:
+        """The same index as _net_index, for one server: it reaches its ports directly."""
+        return self._net_index([server])
 
     def _addresses(
         self, server: Doc, index: tuple[dict[str, list[Doc]], dict[str, list[Doc]], dict[str, str]]
@@ -557,7 +568,7 @@ class Compute(Service):
             "updated": iso_z(server["updated_at"]),
             "addresses": {}
             if building or server["vm_state"] == "deleted"
-            else self._addresses(server, index or self._net_index()),
+            else self._addresses(server, index or self._server_index(server)),
             "accessIPv4": "",
             "accessIPv6": "",
             "links": self._link(req, f"servers/{server['id']}"),
@@ -729,10 +740,10 @@ class Compute(Service):
         flavor = req.q("flavor")
         if flavor is not None:
             servers = [s for s in servers if s["flavor"]["id"] == flavor]
-        index = self._net_index()
         ip = req.q("ip")
         if ip is not None:
             pattern = re.compile(re.escape(ip))
+            index = self._net_index(servers)
             servers = [
                 s
                 for s in servers
@@ -752,6 +763,7 @@ class Compute(Service):
             servers = servers[ids.index(marker) + 1 :]
         limit = self._limit(req)
         chunk = servers[:limit]
+        index = self._net_index(chunk)
         if detail:
             views = [self.server_view(req, s, index) for s in chunk]
         else:
@@ -1562,7 +1574,9 @@ class Compute(Service):
     def server_ips(self, req: Request) -> Response:
         server = self._visible_server(req, req.params["server_id"])
         addresses = (
-            {} if server["vm_state"] == "building" else self._addresses(server, self._net_index())
+            {}
+            if server["vm_state"] == "building"
+            else self._addresses(server, self._server_index(server))
         )
         trimmed = {
             net: [{"version": a["version"], "addr": a["addr"]} for a in entries]
@@ -1957,7 +1971,6 @@ class Compute(Service):
         net = self.cloud.network
         sg = net.ensure_default_sg(project_id)
         hosts = sorted(h["id"] for h in self.store.values("host"))
-        used: dict[str, set[str]] = {}
         base = now()
         ids = []
         counters = self.store.get("meta", "nova") or {"id": "nova", "instance_seq": 0}
@@ -1975,7 +1988,6 @@ class Compute(Service):
                 security_groups=[sg["id"]],
                 status="ACTIVE",
                 host=host,
-                used=used,
             )
             name = f"{name_prefix}-{number + 1:04d}"
             self.store.put(

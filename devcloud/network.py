@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import random
 from collections.abc import Callable, Iterable
@@ -95,6 +96,8 @@ class Network(Service):
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
         self.store = cloud.store
+        self._used: dict[str, set[str]] = {}
+        self._next_ip: dict[str, int] = {}
         r = self.router = Router()
         r.add("GET", "", self.versions, public=True)
         r.add("GET", "/v2.0", self.resources)
@@ -273,20 +276,25 @@ class Network(Service):
                 req.q("project_id") or req.q("tenant_id") or req.token.project_id
             )
         docs = [d for d in self.store.values(kind) if self._visible(req, kind, d)]
-        views = [self.view(req, kind, d) for d in docs]
+        computed: list[tuple[str, list[str]]] = []
+        # Filter the stored documents first and build views only for what is left: a port
+        # list by device_id stays cheap with thousands of ports.
         for key, wanted in req.query.items():
             if key in PAGING_KEYS:
                 continue
             if key == "tenant_id":
                 key = "project_id"
             if key == "fixed_ips" and kind == "port":
-                views = [v for v in views if self._fixed_ip_filter(v, wanted)]
-                continue
-            if kind == "port" and key in ("ip_address", "subnet_id"):
-                views = [v for v in views if any(ip[key] in wanted for ip in v["fixed_ips"])]
-                continue
-            if views and key not in views[0]:
-                continue  # Neutron ignores unknown filters unless strict validation is on
+                docs = [d for d in docs if self._fixed_ip_filter(d, wanted)]
+            elif kind == "port" and key in ("ip_address", "subnet_id"):
+                docs = [d for d in docs if any(ip[key] in wanted for ip in d["fixed_ips"])]
+            elif kind == "floatingip" and key == "status":
+                computed.append((key, wanted))
+            elif docs and key in docs[0]:
+                docs = [d for d in docs if _matches(d.get(key), wanted)]
+            # Other keys are ignored, as Neutron does without strict filter validation.
+        views = [self.view(req, kind, d) for d in docs]
+        for key, wanted in computed:
             views = [v for v in views if _matches(v.get(key), wanted)]
         sort_key = req.q("sort_key")
         if sort_key:
@@ -718,22 +726,36 @@ class Network(Service):
     # ---- IP allocation -----------------------------------------------------------------------
 
     def used_ips(self, subnet_id: str) -> set[str]:
-        return {
-            ip["ip_address"]
-            for p in self.store.values("port")
-            for ip in p["fixed_ips"]
-            if ip["subnet_id"] == subnet_id
-        }
+        """Addresses taken in a subnet (a cache kept in step with port creation and deletion)."""
+        taken = self._used.get(subnet_id)
+        if taken is None:
+            taken = {
+                ip["ip_address"]
+                for p in self.store.values("port")
+                for ip in p["fixed_ips"]
+                if ip["subnet_id"] == subnet_id
+            }
+            self._used[subnet_id] = taken
+        return taken
+
+    def delete_port_record(self, port: Doc) -> None:
+        for ip in port["fixed_ips"]:
+            self._used.get(ip["subnet_id"], set()).discard(ip["ip_address"])
+        self.store.delete("port", port["id"])
 
     def allocate_ip(self, subnet: Doc, used: set[str] | None = None) -> str | None:
         taken = used if used is not None else self.used_ips(subnet["id"])
         kind = ipaddress.IPv4Address if subnet["ip_version"] == 4 else ipaddress.IPv6Address
+        # Resume after the last address handed out, then wrap around to reuse freed ones.
+        hint = self._next_ip.get(subnet["id"], 0)
         for pool in subnet["allocation_pools"]:
             first, last = int(kind(pool["start"])), int(kind(pool["end"]))
-            for number in range(first, last + 1):
+            start = hint if first <= hint <= last else first
+            for number in itertools.chain(range(start, last + 1), range(first, start)):
                 text = str(kind(number))
                 if text not in taken and text != subnet.get("gateway_ip"):
                     taken.add(text)
+                    self._next_ip[subnet["id"]] = number + 1
                     return text
         return None
 
@@ -763,11 +785,10 @@ class Network(Service):
         security_groups: list[str] | None = None,
         status: str = "DOWN",
         host: str = "",
-        used: dict[str, set[str]] | None = None,
     ) -> Doc:
         """A port with one address from each subnet of its network (or the requested ones).
 
-        Raises the Neutron error when a subnet is full; `used` caches taken addresses for bulk work.
+        Raises the Neutron error when a subnet is full.
         """
         if fixed_ips is None:
             fixed_ips = []
@@ -775,12 +796,7 @@ class Network(Service):
                 subnet = self.store.get("subnet", subnet_id)
                 if subnet is None:
                     continue
-                taken = (
-                    used.setdefault(subnet_id, self.used_ips(subnet_id))
-                    if used is not None
-                    else None
-                )
-                address = self.allocate_ip(subnet, taken)
+                address = self.allocate_ip(subnet)
                 if address is None:
                     raise _err(
                         409,
@@ -788,6 +804,8 @@ class Network(Service):
                         f"No more IP addresses available on network {network['id']}.",
                     )
                 fixed_ips.append({"subnet_id": subnet_id, "ip_address": address})
+        for ip in fixed_ips:
+            self.used_ips(ip["subnet_id"]).add(ip["ip_address"])
         if security_groups is None:
             security_groups = []
             plain = device_owner == "" or device_owner.startswith("compute:")
@@ -931,7 +949,7 @@ class Network(Service):
         for fip in self.store.values("floatingip"):
             if fip.get("port_id") == port["id"]:
                 self._disassociate(fip)
-        self.store.delete("port", port["id"])
+        self.delete_port_record(port)
 
     def _disassociate(self, fip: Doc) -> None:
         fip.update(
@@ -966,7 +984,7 @@ class Network(Service):
     ) -> None:
         for port in self.store.values("port"):
             if port["device_id"] == router["id"] and port["device_owner"] == OWNER_ROUTER_GATEWAY:
-                self.store.delete("port", port["id"])
+                self.delete_port_record(port)
         if network_id is None:
             router["external_gateway_info"] = None
         else:
@@ -1216,7 +1234,7 @@ class Network(Service):
                         f"{router['id']} cannot be deleted, as it is required by one or more "
                         "floating IPs.",
                     )
-        self.store.delete("port", port["id"])
+        self.delete_port_record(port)
         self.store.put("router", self._stamp(router))
         return self._router_reply(router, port)
 
@@ -1459,7 +1477,7 @@ class Network(Service):
         self._owns(req, fip, "delete_floatingip")
         for port in self.store.values("port"):
             if port["device_id"] == fip["id"] and port["device_owner"] == OWNER_FLOATINGIP:
-                self.store.delete("port", port["id"])
+                self.delete_port_record(port)
         self.store.delete("floatingip", fip["id"])
         return Response(204)
 
