@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tests.realcloud import installer, keystone, proc
+from tests.realcloud import fixtures, installer, keystone, proc, services
 
 MODES = ("keystone", "full")
 CLOUD_NAMES = {"keystone": "realkeystone", "full": "realcloud"}
@@ -203,14 +203,12 @@ def up(cloud_dir: Path, mode: str) -> RunningCloud:
     build.state["timings"]["install"] = round(install_seconds, 2)
     build.save()
     try:
+        if mode == "full":
+            services.prepare(build)
         keystone.start(build)
         if mode == "full":
-            from tests.realcloud import services
-
             services.start(build)
         with build.step("fixtures"):
-            from tests.realcloud import fixtures
-
             fixtures.create(build)
         build.state["timings"]["up_total"] = round(time.monotonic() - begun, 2)
         build.state["ready"] = True
@@ -231,8 +229,6 @@ def down(cloud_dir: Path) -> float:
         return 0.0
     proc.stop_all(_procs(state))
     if state.get("mode") == "full":
-        from tests.realcloud import services
-
         services.drop_backing(state)
     for sub in ("etc", "data", "clouds.yaml", "state.json"):
         path = cloud_dir / sub

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tests.realcloud import seed, services
 from tests.realcloud.rest import Admin
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ def create(build: Build) -> None:
     for role in ROLES:
         admin.find_or_create(admin.identity("/roles"), "role", role, {"name": role})
     if build.mode == "full":
-        from tests.realcloud import seed, services
-
         seed.create(build, admin)
         # The compute hosts have been starting meanwhile; a boot needs them mapped.
         services.wait_for_compute_hosts(build, admin)

@@ -7,7 +7,7 @@ import os
 import pwd
 from typing import TYPE_CHECKING
 
-from tests.realcloud import proc
+from tests.realcloud import proc, services
 
 if TYPE_CHECKING:
     from tests.realcloud.cloud import Build
@@ -18,7 +18,7 @@ debug = false
 use_stderr = true
 
 [database]
-connection = sqlite:///{data}/keystone.db
+connection = {database}
 
 [token]
 provider = fernet
@@ -45,7 +45,17 @@ def start(build: Build) -> None:
     etc.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     conf = etc / "keystone.conf"
-    conf.write_text(KEYSTONE_CONF.format(data=data, etc=etc))
+    if build.mode == "full":
+        database = services.db_url(build, "keystone")
+        # Nova and Neutron validate every token against Keystone while tests run: that
+        # concurrency needs a real SQL server and more than one worker.
+        workers = 2
+    else:
+        database = f"sqlite:///{data}/keystone.db"
+        # SQLite refuses a second concurrent writer ("database is locked", a 500 to the
+        # client), so one sync worker serialises requests; the identity tests are sequential.
+        workers = 1
+    conf.write_text(KEYSTONE_CONF.format(database=database, etc=etc))
 
     port = build.port("keystone")
     url = f"http://127.0.0.1:{port}/v3"
@@ -89,5 +99,6 @@ def start(build: Build) -> None:
             port,
             {"OS_KEYSTONE_CONFIG_FILES": str(conf)},
             health=url,
+            workers=workers,
         )
     build.state["auth_url"] = url

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 SQL_HOST = "127.0.0.1"
 RABBIT = "guest:guest@127.0.0.1:5672"
-DATABASES = ("placement", "nova_api", "nova_cell0", "nova", "neutron")
+DATABASES = ("keystone", "placement", "nova_api", "nova_cell0", "nova", "neutron")
 SERVICE_USERS = ("placement", "nova", "neutron", "glance")
 # Two compute hosts named as in devcloud's seed, so a test may force either one.
 COMPUTE_HOSTS = HOSTS
@@ -125,10 +125,6 @@ valid_interfaces = internal,public
 """
 
 
-def _db(build: Build, name: str) -> str:
-    return f"mysql+pymysql://root@{SQL_HOST}/{build.state['tag']}_{name}?charset=utf8"
-
-
 def _transport(build: Build) -> str:
     return f"rabbit://{RABBIT}/{build.state['tag']}"
 
@@ -152,7 +148,7 @@ use_stderr = true
 [api]
 auth_strategy = keystone
 [placement_database]
-connection = {_db(build, "placement")}
+connection = {db_url(build, "placement")}
 """
         + _authtoken(build, "placement"),
     )
@@ -176,9 +172,9 @@ auth_strategy = keystone
 [wsgi]
 api_paste_config = {nova_dir / "api-paste.ini"}
 [api_database]
-connection = {_db(build, "nova_api")}
+connection = {db_url(build, "nova_api")}
 [database]
-connection = {_db(build, "nova")}
+connection = {db_url(build, "nova")}
 [scheduler]
 # The scheduler maps new compute hosts to cell1 on its own; the bring-up also asks once.
 discover_hosts_in_cells_interval = 2
@@ -212,7 +208,7 @@ state_path = {data / "neutron"}
 notify_nova_on_port_status_changes = true
 notify_nova_on_port_data_changes = true
 [database]
-connection = {_db(build, "neutron")}
+connection = {db_url(build, "neutron")}
 [oslo_concurrency]
 lock_path = {data / "neutron" / "lock"}
 [oslo_messaging_notifications]
@@ -328,7 +324,8 @@ def _parallel(jobs: dict[str, Callable[[], object]]) -> None:
                 raise RuntimeError(f"{futures[future]}: {err}") from err
 
 
-def start(build: Build) -> None:
+def prepare(build: Build) -> None:
+    """Databases and the message-bus vhost; before Keystone, which uses MariaDB here too."""
     tag = "rc" + secrets.token_hex(4)
     build.state["tag"] = tag
     build.state["service_password"] = secrets.token_urlsafe(18)
@@ -340,6 +337,13 @@ def start(build: Build) -> None:
         build.state["vhost_created"] = True
         _rabbitmqctl("set_permissions", "-p", tag, "guest", ".*", ".*", ".*")
 
+
+def db_url(build: Build, name: str) -> str:
+    return f"mysql+pymysql://root@{SQL_HOST}/{build.state['tag']}_{name}?charset=utf8"
+
+
+def start(build: Build) -> None:
+    """Everything after Keystone: registrations, migrations, the APIs, Nova's services."""
     ports = {name: build.port(name) for name in ("placement", "nova-api", "neutron", "glance")}
     conf = _configure(build)
     bin_ = build.venv / "bin"
@@ -353,7 +357,7 @@ def start(build: Build) -> None:
                 "cell_v2",
                 "map_cell0",
                 "--database_connection",
-                _db(build, "nova_cell0"),
+                db_url(build, "nova_cell0"),
             ]
         )
         proc.run([*nova_manage, "cell_v2", "create_cell", "--name", "cell1"])
