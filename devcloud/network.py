@@ -1271,7 +1271,10 @@ class Network(Service):
         fip: Doc | None,
     ) -> tuple[Doc, str, str]:
         """Neutron's checks before a floating IP may point at a port: (port, fixed IP, router)."""
-        port = self._get(req, "port", port_id)
+        # Neutron looks the port up with an elevated context: someone else's port is a 400.
+        port = self.store.get("port", port_id)
+        if port is None:
+            raise self._not_found("port", port_id)
         if port["project_id"] != fip_project and not req.token.is_admin:
             raise _bad(
                 "Bad floatingip request: Cannot process floating IP association with Port "

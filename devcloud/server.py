@@ -32,6 +32,10 @@ class DevcloudServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment (the stdlib flushes wfile after each request);
+    # two small writes would meet the client's delayed ACK and cost ~40 ms per call.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server: DevcloudServer
     server_version = "devcloud"
     sys_version = ""

@@ -191,7 +191,8 @@ def test_floating_ip_errors_and_disassociation(cloud: Cloud, tenant: Tenant) -> 
         "/floatingips",
         {"floatingip": {"floating_network_id": public, "port_id": port["id"]}},
     )
-    assert foreign.status_code == 404  # someone else's port does not exist for them
+    assert foreign.status_code == 400
+    assert "owned by a different project" in foreign.json()["NeutronError"]["message"]
     assert other.member.delete("network", f"/floatingips/{fip['id']}").status_code == 404
 
 
