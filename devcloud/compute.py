@@ -122,6 +122,20 @@ SERVER_FIELDS = {
     "hw_machine_type",
 }
 
+# Query parameters nova's servers index/detail schema accepts (api/openstack/compute/schemas).
+SERVER_QUERY = {
+    "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "kernel_id",
+    "ramdisk_id", "hostname", "key_name", "power_state", "vm_state", "task_state", "host",
+    "node", "flavor", "reservation_id", "launched_at", "terminated_at", "availability_zone",
+    "name", "display_name", "description", "display_description", "locked_by", "uuid",
+    "root_device_name", "config_drive", "access_ip_v4", "access_ip_v6", "auto_disk_config",
+    "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status",
+    "changes-since", "changes-before", "ip", "ip6", "created_at", "block_device_mapping",
+    "services", "metadata", "pci_devices", "security_groups", "tags", "tags-any", "not-tags",
+    "not-tags-any", "limit", "marker", "locked", "pinned_availability_zone", "system_metadata",
+    "info_cache", "fault", "numa_topology", "vcpu_model", "trusted_certs", "key_pair",
+}  # fmt: skip
+
 
 def status_of(vm_state: str, task_state: str | None) -> str:
     states = STATE_MAP.get(vm_state)
@@ -652,6 +666,16 @@ class Compute(Service):
     def _list(self, req: Request, *, detail: bool) -> Response:
         project_id = self._project(req)
         admin = req.token.is_admin
+        if _ver(req, 2, 75):
+            # From 2.75 Nova's query schema refuses parameters it does not know.
+            unknown = sorted(set(req.query) - SERVER_QUERY)
+            if unknown:
+                raise nova_error(
+                    400,
+                    f"Invalid input for query parameters {unknown[0]}. Value: "
+                    f"{req.q(unknown[0])}. Additional properties are not allowed "
+                    f"('{unknown[0]}' was unexpected)",
+                )
         rule = "detail" if detail else "index"
         all_tenants = False
         if "all_tenants" in req.query:

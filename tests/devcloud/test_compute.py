@@ -330,6 +330,11 @@ def test_pagination_follows_servers_links_and_rejects_unknown_markers(
     assert sorted(seen) == sorted(ids)
     assert calls == 3
     assert seen == sorted(seen, key=ids.index, reverse=True)  # newest first
+    strict = tenant.member.get("compute", "/servers", params={"colour": "blue"})
+    assert strict.status_code == 400  # unknown query parameters are refused from 2.75
+    assert "('colour' was unexpected)" in strict.json()["badRequest"]["message"]
+    lenient = Api(cloud.url, tenant.member.token, "2.74")
+    assert lenient.get("compute", "/servers", params={"colour": "blue"}).status_code == 200
     bad = tenant.member.get("compute", "/servers", params={"marker": "nope"})
     assert bad.status_code == 400
     assert bad.json()["badRequest"]["message"] == "marker [nope] not found"
