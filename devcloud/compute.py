@@ -480,7 +480,7 @@ class Compute(Service):
     def _phase(self, server: Doc) -> str | None:
         """The task_state shown right now: build steps are spread over the build time."""
         pending = server.get("pending")
-        if server["vm_state"] == "building" and pending:
+        if server["vm_state"] == "building" and pending and pending["op"] == "build":
             span = max(pending["due"] - pending["start"], 1e-9)
             done = (now() - pending["start"]) / span
             if done < 1 / 3:
@@ -1508,9 +1508,8 @@ class Compute(Service):
         if server.get("locked") and not req.token.is_admin:
             raise nova_error(409, f"Instance {server['id']} is locked")
         if server["task_state"] != "deleting":
-            # The record keeps its status with task_state "deleting" until the delete finishes.
-            if server["vm_state"] == "building":
-                server["vm_state"] = "building"
+            # The record keeps its status with task_state "deleting" until the delete finishes;
+            # deleting a server that is still building cancels the build.
             server["task_state"] = "deleting"
             self._set_pending(server, "delete", self.action_seconds)
             self._touch(server)

@@ -164,6 +164,19 @@ def test_a_server_builds_then_runs_stops_starts_reboots_and_is_deleted(
     assert api.get("network", "/ports", params={"device_id": server_id}).json()["ports"] == []
 
 
+def test_a_server_deleted_while_building_shows_deleting_then_goes(
+    cloud: Cloud, tenant: Tenant
+) -> None:
+    server_id = boot(tenant.member, cloud)
+    assert tenant.member.delete("compute", f"/servers/{server_id}").status_code == 204
+    server = tenant.member.get("compute", f"/servers/{server_id}").json()["server"]
+    assert (server["status"], server["OS-EXT-STS:task_state"]) == ("BUILD", "deleting")
+    wait_gone(tenant.member, server_id)
+    assert tenant.member.get("network", "/ports", params={"device_id": server_id}).json() == {
+        "ports": []
+    }
+
+
 def test_flavor_is_a_link_below_2_47(cloud: Cloud, tenant: Tenant) -> None:
     server_id = boot(tenant.member, cloud)
     old = Api(cloud.url, tenant.member.token, "2.46")
