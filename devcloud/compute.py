@@ -1267,7 +1267,8 @@ class Compute(Service):
             "locked_reason": None,
             "description": description,
             "tags": list(tags),
-            "security_groups": sg_names,
+            # Security groups live on ports: a server without NICs shows none.
+            "security_groups": sg_names if plan else [],
             "instance_name": f"instance-{counters['instance_seq']:08x}",
             "hostname": re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "server",
             "reservation_id": "r-" + secrets.token_hex(4),

@@ -177,6 +177,14 @@ def test_a_server_deleted_while_building_shows_deleting_then_goes(
     }
 
 
+def test_networks_auto_and_none(cloud: Cloud, tenant: Tenant) -> None:
+    bare = wait_status(tenant.member, boot(tenant.member, cloud, networks="none"), "ACTIVE")
+    assert bare["addresses"] == {}
+    assert "security_groups" not in bare
+    auto = wait_status(tenant.member, boot(tenant.member, cloud, networks="auto"), "ACTIVE")
+    assert list(auto["addresses"]) == ["private"]  # the one shared network
+
+
 def test_flavor_is_a_link_below_2_47(cloud: Cloud, tenant: Tenant) -> None:
     server_id = boot(tenant.member, cloud)
     old = Api(cloud.url, tenant.member.token, "2.46")
