@@ -356,7 +356,6 @@ class Operation(models.Model):
     message_params = models.JSONField(_("message parameters"), default=dict, blank=True)
     error_detail = models.TextField(_("technical detail"), blank=True)
     request_ids = models.JSONField(_("OpenStack request ids"), default=list, blank=True)
-    task_id = models.CharField(_("task id"), max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(_("worker lease expires"), null=True, blank=True)
     run_after = models.DateTimeField(_("next run"), null=True, blank=True)
     deadline_at = models.DateTimeField(_("wait deadline"), null=True, blank=True)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import secrets
+import statistics
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,17 +128,18 @@ def _retry_delay(retry: int) -> float:
 
 
 def _enqueue(op: Operation, *, delay: float = 0) -> None:
-    """Queue a task for ``op`` once the surrounding transaction commits."""
+    """Queue a task for ``op`` once the surrounding transaction commits; frees its lease."""
     run_after = timezone.now() + timedelta(seconds=delay) if delay > 0 else None
-    Operation.objects.filter(pk=op.pk).update(run_after=run_after)
+    Operation.objects.filter(pk=op.pk).update(run_after=run_after, lease_expires_at=None)
+    op.run_after = run_after
+    op.lease_expires_at = None
     op_id = op.pk
 
     def send() -> None:
         from portal.tasks import operation_run
 
         task = operation_run.using(run_after=run_after) if run_after else operation_run
-        result = task.enqueue(op_id)
-        Operation.objects.filter(pk=op_id).update(task_id=str(result.id))
+        task.enqueue(op_id)
 
     transaction.on_commit(send)
 
@@ -272,8 +274,9 @@ def operation_run(*, operation_id: int) -> str:
                 # A step that has to wait may do so until this deadline, counted from its start.
                 op.step = name
                 op.deadline_at = timezone.now() + _wait_deadline(op.kind)
-            op.lease_expires_at = timezone.now() + _lease()
-            _save(op, "step", "deadline_at", "lease_expires_at", "progress")
+                op.lease_expires_at = timezone.now() + _lease()
+                _save(op, "step", "deadline_at", "lease_expires_at", "progress")
+            # (Resuming the step it stopped at: the claim has just renewed the lease.)
             step_reached.send(sender=Operation, operation=op, step=name)
             outcome = _STEP_FUNCTIONS[name](op, client)
             if isinstance(outcome, Wait):
@@ -287,9 +290,8 @@ def operation_run(*, operation_id: int) -> str:
         if retryable and op.retries < _max_retries():
             op.retries += 1
             _record_request_id(op, exc.request_id)
-            op.lease_expires_at = None
             op.error_detail = f"{type(exc).__name__}: {exc}"
-            _save(op, "retries", "request_ids", "lease_expires_at", "error_detail")
+            _save(op, "retries", "request_ids", "error_detail")
             _enqueue(op, delay=_retry_delay(op.retries))
             logger.warning("operation %s step %s will retry: %s", op.pk, op.step, exc)
             return "retrying"
@@ -323,8 +325,6 @@ def _reschedule_wait(op: Operation, wait: Wait) -> str:
             minutes=minutes,
         )
         return "failed"
-    op.lease_expires_at = None
-    _save(op, "deadline_at", "lease_expires_at", "progress")
     _enqueue(op, delay=wait.seconds)
     return "waiting"
 
@@ -952,8 +952,12 @@ _MIRROR_FIELDS = [
 def _refresh(instance: Instance, client: OpenStackClient) -> Server:
     assert instance.server_id
     server = client.get_server(instance.server_id)
+    before = [getattr(instance, f) for f in _MIRROR_FIELDS if f != "last_synced_at"]
     _mirror(instance, server, timezone.now())
-    instance.save(update_fields=[*_MIRROR_FIELDS, "updated_at"])
+    after = [getattr(instance, f) for f in _MIRROR_FIELDS if f != "last_synced_at"]
+    # A build polled every few seconds mostly sees nothing new; skip those writes.
+    if before != after or instance.last_synced_at is None:
+        instance.save(update_fields=[*_MIRROR_FIELDS, "updated_at"])
     return server
 
 
@@ -961,6 +965,9 @@ def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
     instance = _instance(op)
     server = _refresh(instance, client)
     if server.status is ServerStatus.ACTIVE:
+        if server.created and server.launched_at:
+            op.progress["build_seconds"] = (server.launched_at - server.created).total_seconds()
+            _save(op, "progress")
         return None
     if server.status is ServerStatus.ERROR:
         fault = server.fault.message if server.fault else gettext("no reason given")
@@ -970,7 +977,29 @@ def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
             ),
             fault=fault,
         )
+    if not op.progress.get("polled") and server.created:
+        # The first re-check goes to when recent builds finished, not every few seconds
+        # through the whole build: a hundred VMs building at once cost a hundred polls, not
+        # five hundred. Later re-checks fall back to the regular interval.
+        op.progress["polled"] = True
+        _save(op, "progress")
+        elapsed = (timezone.now() - server.created).total_seconds()
+        return Wait(max(_poll_seconds(), _expected_build_seconds() - elapsed))
     return Wait(_poll_seconds())
+
+
+def _expected_build_seconds() -> float:
+    """The median build time of the last launches, or 0 when there is no history yet."""
+    recent = [
+        float(p["build_seconds"])
+        for p in Operation.objects.filter(
+            kind=Operation.Kind.LAUNCH, state=Operation.State.SUCCEEDED
+        )
+        .order_by("-finished_at")
+        .values_list("progress", flat=True)[:20]
+        if isinstance(p, dict) and "build_seconds" in p
+    ]
+    return statistics.median(recent) if recent else 0.0
 
 
 def _step_port(op: Operation, client: OpenStackClient) -> Wait | None:
@@ -1724,15 +1753,17 @@ def operations_resume_stale(*, now: datetime | None = None) -> int:
         & (Q(run_after__isnull=True) | Q(run_after__lt=now - grace))
         & Q(updated_at__lt=now - grace)
     )
-    ready_tasks = {
-        str(pk)
-        for pk in DBTaskResult.objects.filter(
+    # Operations that already have a task waiting in the queue need nothing more.
+    queued = {
+        row["args"][0]
+        for row in DBTaskResult.objects.filter(
             status="READY", task_path="portal.tasks.operation_run"
-        ).values_list("id", flat=True)
+        ).values_list("args_kwargs", flat=True)
+        if row.get("args")
     }
     resumed = 0
     for op in candidates:
-        if op.task_id in ready_tasks and not (op.lease_expires_at and op.lease_expires_at < now):
+        if op.pk in queued:
             continue
         with transaction.atomic():
             _enqueue(op)
