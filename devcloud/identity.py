@@ -188,6 +188,10 @@ class Identity(Service):
         r.add("GET", "/v3/endpoints", self.list_endpoints)
         r.add("GET", "/v3/regions", self.list_regions)
 
+    def after(self, req: Request, response: Response) -> None:
+        # Keystone's answers depend on the caller's token; caches must not mix them.
+        response.headers.setdefault("Vary", "X-Auth-Token")
+
     # ---- helpers used by every service -------------------------------------------------------
 
     def _counters(self) -> dict[str, Any]:

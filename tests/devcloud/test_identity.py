@@ -39,6 +39,7 @@ def test_a_token_names_itself_in_a_header_and_carries_the_catalog(cloud: Cloud) 
     assert response.status_code == 201
     assert response.headers["X-Subject-Token"]
     assert response.headers["x-openstack-request-id"].startswith("req-")
+    assert response.headers["Vary"] == "X-Auth-Token"
     token = response.json()["token"]
     assert "id" not in token
     assert KEYSTONE_TIME.match(token["expires_at"])
