@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from portal import services
 from portal.models import Drift, FloatingIP, Instance, Operation, PowerState, Soldier
@@ -175,3 +176,16 @@ def test_the_scheduler_reconciles_once_per_interval(
     tasks()
     assert not services.scheduler_tick().reconcile_started
     assert Operation.objects.filter(kind=Operation.Kind.RECONCILE).count() == 1
+
+
+def test_manage_py_cloud_reconcile_runs_a_pass_and_reports_it(
+    cast: Cast, tasks: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    call_command("cloud_reconcile")
+    out = capsys.readouterr().out
+    assert "reconcile succeeded" in out
+    assert "updated=1" in out
+    op = Operation.objects.filter(kind=Operation.Kind.RECONCILE).get()
+    assert op.state == Operation.State.SUCCEEDED
