@@ -1,6 +1,7 @@
 """Models: power-state display, discharge dates and warnings, operation messages and locks."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -21,11 +22,11 @@ from portal.models import (
 pytestmark = pytest.mark.django_db
 
 
-def make_soldier(username: str = "kim", **fields: object) -> Soldier:
+def make_soldier(username: str = "kim", **fields: Any) -> Soldier:
     user = get_user_model().objects.create_user(username=username)
     return Soldier.objects.create(
         user=user,
-        service_number=fields.pop("service_number", f"SN-{username}"),
+        service_number=f"SN-{username}",
         name=username,
         keystone_user_name=username,
         **fields,
@@ -65,14 +66,14 @@ def test_power_state_choices_are_novas_codes() -> None:
     assert PowerState.values == [0, 1, 3, 4, 6, 7]
 
 
-def test_power_state_display_is_korean_by_default(settings) -> None:
+def test_power_state_display_is_korean_by_default(settings: Any) -> None:
     assert settings.LANGUAGE_CODE == "ko"
     with translation.override(settings.LANGUAGE_CODE):
         assert power_state_label(1) == "실행 중"
         assert power_state_label(9) == "알 수 없음 (9)"
 
 
-def test_discharge_warning_starts_the_configured_number_of_days_before(settings) -> None:
+def test_discharge_warning_starts_the_configured_number_of_days_before(settings: Any) -> None:
     settings.DISCHARGE_WARNING_DAYS = 14
     today = seoul_today()
     soldier = make_soldier(discharge_on=today + timedelta(days=14), state=Soldier.State.ACTIVE)

@@ -4,7 +4,9 @@ No cloud is reached here: the operations used either never get past their claim 
 step that needs the cloud (a discharge of a soldier who never had a cloud account).
 """
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def offline_cloud(monkeypatch: pytest.MonkeyPatch, settings) -> None:
+def offline_cloud(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[None]:
     """A configured but unreachable cloud: building the client makes no call."""
     for key, value in {
         "OS_AUTH_URL": "http://192.0.2.1:5000/v3",
@@ -111,7 +113,7 @@ def test_an_expired_lease_is_resumed_by_the_scheduler_once() -> None:
 
 
 def test_a_queued_operation_whose_task_was_lost_is_queued_again_after_a_grace_period(
-    settings,
+    settings: Any,
 ) -> None:
     settings.OPERATION_STALE_GRACE_SECONDS = 60
     op = Operation.objects.create(kind=Operation.Kind.RECONCILE)
@@ -121,7 +123,7 @@ def test_a_queued_operation_whose_task_was_lost_is_queued_again_after_a_grace_pe
     assert queued_tasks_for(op) == 1
 
 
-def test_retry_delays_grow_and_are_capped(settings) -> None:
+def test_retry_delays_grow_and_are_capped(settings: Any) -> None:
     settings.OPERATION_RETRY_BASE_SECONDS = 2
     settings.OPERATION_RETRY_MAX_SECONDS = 10
     assert [services._retry_delay(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
