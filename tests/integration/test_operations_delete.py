@@ -11,7 +11,7 @@ from tests.integration.conftest import ONBOARDED, Cast, finished, inventory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
 
-DELETE_STEPS = services._STEPS[Operation.Kind.DELETE]
+DELETE_STEPS = services.STEPS[Operation.Kind.DELETE]
 
 
 def running_vm(cast: Cast, tasks: Any) -> Instance:

@@ -12,7 +12,7 @@ from tests.integration.conftest import ONE_VM, Cast, finished, inventory, reques
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
 
-LAUNCH_STEPS = services._STEPS[Operation.Kind.LAUNCH]
+LAUNCH_STEPS = services.STEPS[Operation.Kind.LAUNCH]
 
 
 def launch(cast: Cast, **kwargs: Any) -> tuple[Instance, Operation]:

@@ -19,7 +19,7 @@ from tests.integration.conftest import (
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
 
-ONBOARD_STEPS = services._STEPS[Operation.Kind.ONBOARD]
+ONBOARD_STEPS = services.STEPS[Operation.Kind.ONBOARD]
 
 
 def test_onboard_creates_the_user_project_roles_and_a_routed_network(

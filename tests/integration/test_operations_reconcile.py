@@ -10,7 +10,7 @@ from django.core.management import call_command
 from portal import services
 from portal.models import Drift, FloatingIP, Instance, Operation, PowerState, Soldier
 from portal.openstack import OpenStackClient, ServerStatus
-from tests.integration.conftest import Cast, finished, make_soldier
+from tests.integration.conftest import ONE_VM, Cast, finished, inventory, make_soldier
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
 
@@ -189,3 +189,25 @@ def test_manage_py_cloud_reconcile_runs_a_pass_and_reports_it(
     assert "updated=1" in out
     op = Operation.objects.filter(kind=Operation.Kind.RECONCILE).get()
     assert op.state == Operation.State.SUCCEEDED
+
+
+def test_a_server_whose_launch_has_not_recorded_it_is_left_to_that_launch(
+    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: Any, settings: Any
+) -> None:
+    settings.OPERATION_MAX_RETRIES = 0
+    portal_cloud.faults.add(method="POST", path="/servers$", status=502, count=1, after=True)
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    op = finished(instance.operations.get())
+    assert op.state == Operation.State.FAILED
+    instance.refresh_from_db()
+    assert instance.server_id is None  # created in the cloud, answer lost, not recorded
+
+    reconcile()
+    assert Instance.objects.filter(owner=cast.soldier).count() == 1
+
+    services.operation_retry(operation=op)
+    tasks()
+    assert finished(op).state == Operation.State.SUCCEEDED
+    assert inventory(admin, cast.soldier) == ONE_VM
+    assert Instance.objects.filter(owner=cast.soldier).count() == 1

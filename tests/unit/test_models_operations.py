@@ -15,6 +15,7 @@ from django_tasks_db.models import DBTaskResult
 
 from portal import cloud, services
 from portal.models import Batch, Operation, Soldier
+from portal.services import engine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,7 +127,7 @@ def test_a_queued_operation_whose_task_was_lost_is_queued_again_after_a_grace_pe
 def test_retry_delays_grow_and_are_capped(settings: Any) -> None:
     settings.OPERATION_RETRY_BASE_SECONDS = 2
     settings.OPERATION_RETRY_MAX_SECONDS = 10
-    assert [services._retry_delay(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
+    assert [engine.retry_delay(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
 
 
 def test_only_failed_operations_can_be_retried() -> None:

@@ -1,0 +1,188 @@
+"""Discharge: delete a soldier's VMs, disable their user, tear down the portal-owned network."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from portal.models import (
+    Instance,
+    Operation,
+    Project,
+    ProjectNetwork,
+    Soldier,
+    seoul_today,
+)
+from portal.openstack import OpenStackClient, errors
+from portal.services.engine import (
+    OperationRefused,
+    StepFailed,
+    Wait,
+    create_operation,
+    enqueue,
+    poll_seconds,
+    register,
+    save_fields,
+)
+from portal.services.instances import instance_delete
+
+logger = logging.getLogger(__name__)
+
+
+def soldier_discharge_postpone(
+    *, soldier: Soldier, until: date, requested_by: Any = None
+) -> Soldier:
+    """Staff keep a soldier's cloud access until ``until`` (no cloud call)."""
+    if soldier.state == Soldier.State.DISABLED:
+        raise OperationRefused(gettext_noop("This soldier is already disabled."))
+    if until < seoul_today():
+        raise OperationRefused(gettext_noop("The new date must not be in the past."))
+    soldier.discharge_postponed_until = until
+    soldier.save(update_fields=["discharge_postponed_until", "updated_at"])
+    logger.info("discharge of soldier %s postponed to %s by %s", soldier.pk, until, requested_by)
+    return soldier
+
+
+def soldier_discharge(*, soldier: Soldier, requested_by: Any = None) -> Operation:
+    """Queue a discharge: delete every VM, disable the user, tear down the owned network."""
+    with transaction.atomic():
+        op = create_operation(
+            kind=Operation.Kind.DISCHARGE,
+            lock_key=f"soldier:{soldier.pk}",
+            soldier=soldier,
+            requested_by=requested_by,
+        )
+        enqueue(op)
+    return op
+
+
+def soldiers_discharge_due(*, today: date | None = None) -> list[Operation]:
+    """Start a discharge for every soldier whose (possibly postponed) date has passed."""
+    today = today or seoul_today()
+    due = Soldier.objects.exclude(state=Soldier.State.DISABLED).filter(
+        Q(discharge_postponed_until__isnull=True, discharge_on__lt=today)
+        | Q(discharge_postponed_until__lt=today, discharge_on__lt=today)
+    )
+    started = []
+    for soldier in due:
+        try:
+            started.append(soldier_discharge(soldier=soldier))
+        except OperationRefused:
+            continue  # something is already running for this soldier; next tick tries again
+    return started
+
+
+def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    assert op.soldier is not None
+    busy = False
+    children: list[int] = list(op.progress.get("children", []))
+    for instance in op.soldier.instances.exclude(status="DELETED"):
+        if instance.pending_action == Instance.Action.DELETE:
+            continue
+        try:
+            child = instance_delete(instance=instance, requested_by=op.requested_by)
+        except OperationRefused:
+            busy = True  # another action is running on it; try again after it finishes
+            continue
+        children.append(child.pk)
+    op.progress["children"] = children
+    save_fields(op, "progress")
+    return Wait(poll_seconds()) if busy else None
+
+
+def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    assert op.soldier is not None
+    failed = Operation.objects.filter(
+        pk__in=op.progress.get("children", []), state=Operation.State.FAILED
+    ).first()
+    if failed is not None:
+        raise StepFailed(
+            gettext_noop(
+                "Deleting VM %(name)s failed (%(reason)s); retry it, then retry the discharge."
+            ),
+            name=failed.instance.name if failed.instance else "-",
+            reason=failed.message_text,
+        )
+    if op.soldier.instances.exclude(status="DELETED").exists():
+        return Wait(poll_seconds())
+    return None
+
+
+def _step_disable_user(op: Operation, client: OpenStackClient) -> None:
+    assert op.soldier is not None
+    if op.soldier.keystone_user_id:
+        with contextlib.suppress(errors.NotFound):
+            client.disable_user(op.soldier.keystone_user_id)
+
+
+def _teardown_network(op: Operation) -> ProjectNetwork | None:
+    assert op.soldier is not None
+    return ProjectNetwork.objects.filter(
+        project__soldier=op.soldier, removed_at__isnull=True
+    ).first()
+
+
+def _step_remove_router_interface(op: Operation, client: OpenStackClient) -> None:
+    own = _teardown_network(op)
+    if own and own.router_id and own.subnet_id and own.interface_attached:
+        with contextlib.suppress(errors.NotFound):
+            client.remove_router_interface(own.router_id, own.subnet_id)
+        own.interface_attached = False
+        own.save(update_fields=["interface_attached"])
+
+
+def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) -> None:
+    own = _teardown_network(op)
+    if own is None or not getattr(own, attribute):
+        return
+    with contextlib.suppress(errors.NotFound):
+        delete(getattr(own, attribute))
+    setattr(own, attribute, "")
+    own.save(update_fields=[attribute])
+
+
+def _step_delete_router(op: Operation, client: OpenStackClient) -> None:
+    _delete_owned(op, "router_id", client.delete_router)
+
+
+def _step_delete_subnet(op: Operation, client: OpenStackClient) -> None:
+    _delete_owned(op, "subnet_id", client.delete_subnet)
+
+
+def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
+    own = _teardown_network(op)
+    _delete_owned(op, "network_id", client.delete_network)
+    if own is not None:
+        ProjectNetwork.objects.filter(pk=own.pk).update(removed_at=timezone.now())
+        Project.objects.filter(pk=own.project_id).update(network_id="")
+
+
+def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
+    assert op.soldier is not None
+    op.soldier.state = Soldier.State.DISABLED
+    op.soldier.save(update_fields=["state", "updated_at"])
+
+
+register(
+    Operation.Kind.DISCHARGE,
+    [
+        ("delete_vms", _step_discharge_delete_vms),
+        ("wait_vms", _step_discharge_wait_vms),
+        ("disable_user", _step_disable_user),
+        # Neutron refuses any other order: interfaces, router, subnet, network.
+        ("remove_router_interface", _step_remove_router_interface),
+        ("delete_router", _step_delete_router),
+        ("delete_subnet", _step_delete_subnet),
+        ("delete_network", _step_delete_network),
+        ("disabled", _step_mark_disabled),
+    ],
+    success=gettext_noop("The soldier's VMs were deleted and their account disabled."),
+)

@@ -1,0 +1,594 @@
+"""VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions.
+
+Each VM has at most one pending action at a time (``claim_instance``); the mirror fields of an
+``Instance`` are refreshed from the server by every step that reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import statistics
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
+
+from portal.models import (
+    Batch,
+    FloatingIP,
+    Instance,
+    Operation,
+    Project,
+    Soldier,
+    VmTemplate,
+)
+from portal.openstack import OpenStackClient, errors
+from portal.openstack.types import FloatingIP as CloudFloatingIP
+from portal.openstack.types import RebootType, Server, ServerStatus
+from portal.services.engine import (
+    OperationRefused,
+    StepFailed,
+    Wait,
+    create_operation,
+    enqueue,
+    poll_seconds,
+    register,
+    save_fields,
+)
+from portal.services.onboarding import external_network_id, project_name, soldier_onboard
+
+# Stamped into a server's metadata, so a retried create finds its server instead of making one.
+REQUEST_TAG_KEY = "codesquare_request"
+# Starts the description of every floating IP the portal creates: ownership survives a crash
+# between creating one and recording it.
+FIP_DESCRIPTION_PREFIX = "codesquare:"
+
+
+def _instance_name(soldier: Soldier, template: VmTemplate) -> str:
+    return f"{soldier.keystone_user_name}-{template.name}"
+
+
+def instance_launch(
+    *,
+    soldier: Soldier,
+    template: VmTemplate,
+    requested_by: Any = None,
+    name: str | None = None,
+    host: str = "",
+    batch: Batch | None = None,
+) -> Instance:
+    """Queue a VM from ``template`` in the soldier's project, with a floating IP.
+
+    ``host`` forces a compute host ("zone:host"); the cloud allows that to admins only.
+    """
+    if soldier.state == Soldier.State.DISABLED:
+        raise OperationRefused(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
+    if not template.is_active:
+        raise OperationRefused(
+            gettext_noop("The template %(name)s is not offered."), name=template.name
+        )
+    with transaction.atomic():
+        project, _ = Project.objects.get_or_create(
+            soldier=soldier, defaults={"name": project_name(soldier)}
+        )
+        instance = Instance.objects.create(
+            project=project,
+            owner=soldier,
+            name=name or _instance_name(soldier, template),
+            template=template,
+            image_id=template.image_id,
+            image_name=template.image_name,
+            flavor_id=template.flavor_id,
+            flavor_name=template.flavor_name,
+            requested_host=host,
+            availability_zone=template.availability_zone,
+            pending_action=Instance.Action.LAUNCH,
+        )
+        op = create_operation(
+            kind=Operation.Kind.LAUNCH,
+            lock_key=f"instance:{instance.pk}",
+            soldier=soldier,
+            instance=instance,
+            requested_by=requested_by,
+            batch=batch,
+            params={"action": str(Instance.Action.LAUNCH)},
+        )
+        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
+        instance.pending_operation = op
+        enqueue(op)
+    return instance
+
+
+def _instance(op: Operation) -> Instance:
+    assert op.instance_id is not None
+    return Instance.objects.select_related("project", "template").get(pk=op.instance_id)
+
+
+def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Make sure the soldier is onboarded, through their own (serialized) onboard operation.
+
+    Onboarding twice at once could create two networks (Neutron allows duplicate names), so a
+    launch never onboards itself: it starts or joins the one onboard operation and waits for it.
+    """
+    assert op.soldier is not None
+    soldier = Soldier.objects.get(pk=op.soldier.pk)
+    if soldier.state == Soldier.State.ACTIVE:
+        return None
+    if soldier.state == Soldier.State.DISABLED:
+        raise StepFailed(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
+    started = op.progress.get("onboard_operation")
+    onboarding = Operation.objects.filter(pk=int(started)).first() if started else None
+    if onboarding is not None and onboarding.state == Operation.State.FAILED:
+        raise StepFailed(
+            gettext_noop("Onboarding the soldier failed: %(reason)s"),
+            reason=onboarding.message_text,
+        )
+    if onboarding is None or onboarding.is_finished:
+        # Not joined yet, or it succeeded and the soldier changed since: join (or start) one.
+        running = (
+            Operation.objects.active().filter(soldier=soldier, kind=Operation.Kind.ONBOARD).first()
+        )
+        if running is None:
+            try:
+                running = soldier_onboard(soldier=soldier, requested_by=op.requested_by)
+            except OperationRefused:
+                return Wait(poll_seconds())  # another operation holds the soldier
+        op.progress["onboard_operation"] = running.pk
+        save_fields(op, "progress")
+    return Wait(poll_seconds())
+
+
+def _step_resolve(op: Operation, client: OpenStackClient) -> None:
+    instance = _instance(op)
+    if instance.network_id and (instance.security_group_id or op.progress.get("sg_name")):
+        return
+    template = instance.template
+    project = instance.project
+    network_id = (template.network_id if template else "") or project.network_id
+    if not network_id:
+        raise StepFailed(
+            gettext_noop("The soldier's project has no network; onboard the soldier again.")
+        )
+    sg_name = template.security_group if template else "default"
+    groups = client.list_security_groups(name=sg_name, project_id=project.keystone_id)
+    group = groups[0] if groups else None
+    if group is None:
+        # Neutron creates a project's "default" group on first use; the project-scoped create
+        # resolves the name inside that project only, so it is not ambiguous there.
+        op.progress["sg_name"] = sg_name
+    instance.network_id = network_id
+    instance.security_group_id = group.id if group else ""
+    instance.save(update_fields=["network_id", "security_group_id", "updated_at"])
+
+
+def _find_tagged_server(client: OpenStackClient, instance: Instance) -> Server | None:
+    tag = str(instance.request_tag)
+    for server in client.list_servers(
+        all_projects=True,
+        project_id=instance.project.keystone_id,
+        name=f"^{re.escape(instance.name)}$",
+    ):
+        if server.metadata.get(REQUEST_TAG_KEY) == tag:
+            return server
+    return None
+
+
+def _step_server(op: Operation, client: OpenStackClient) -> None:
+    instance = _instance(op)
+    if instance.server_id:
+        return
+    server = _find_tagged_server(client, instance)
+    if server is None:
+        zone = instance.availability_zone or None
+        if instance.requested_host and not zone:
+            zone = "nova"
+        group = instance.security_group_id or op.progress.get("sg_name", "default")
+        server_id = client.for_project(instance.project.keystone_id).create_server(
+            name=instance.name,
+            image_id=instance.image_id,
+            flavor_id=instance.flavor_id,
+            network_ids=[instance.network_id],
+            security_group_ids=[group],
+            availability_zone=zone,
+            host=instance.requested_host or None,
+            metadata={REQUEST_TAG_KEY: str(instance.request_tag)},
+        )
+    else:
+        server_id = server.id
+    instance.server_id = server_id
+    instance.status = ServerStatus.BUILD
+    instance.save(update_fields=["server_id", "status", "updated_at"])
+
+
+def mirror_server(instance: Instance, server: Server, now: datetime) -> None:
+    """Copy a server's decoded state onto its mirror row (no save)."""
+    instance.status = server.status_raw or str(server.status)
+    instance.vm_state = str(server.vm_state)
+    instance.task_state = server.task_state or ""
+    instance.power_state = server.power_state_raw
+    instance.launched_at = server.launched_at
+    instance.terminated_at = server.terminated_at
+    instance.addresses = [
+        {
+            "network": a.network,
+            "addr": a.addr,
+            "version": a.version,
+            "kind": str(a.kind),
+            "mac": a.mac,
+        }
+        for a in server.addresses
+    ]
+    fixed = server.fixed_addresses
+    floating = server.floating_addresses
+    instance.fixed_ip = fixed[0].addr if fixed else instance.fixed_ip
+    instance.floating_ip = floating[0].addr if floating else ""
+    if fixed and not instance.network_name:
+        instance.network_name = fixed[0].network
+    instance.host = server.host or ""
+    instance.availability_zone = server.availability_zone or instance.availability_zone
+    if server.flavor and server.flavor.name:
+        instance.flavor_name = server.flavor.name
+    if server.image_id:
+        instance.image_id = server.image_id
+    instance.deleted_outside_portal = False
+    instance.last_synced_at = now
+
+
+MIRROR_FIELDS = [
+    "status",
+    "vm_state",
+    "task_state",
+    "power_state",
+    "launched_at",
+    "terminated_at",
+    "addresses",
+    "fixed_ip",
+    "floating_ip",
+    "network_name",
+    "host",
+    "availability_zone",
+    "flavor_name",
+    "image_id",
+    "deleted_outside_portal",
+    "last_synced_at",
+]
+
+
+def _refresh(instance: Instance, client: OpenStackClient) -> Server:
+    assert instance.server_id
+    server = client.get_server(instance.server_id)
+    before = [getattr(instance, f) for f in MIRROR_FIELDS if f != "last_synced_at"]
+    mirror_server(instance, server, timezone.now())
+    after = [getattr(instance, f) for f in MIRROR_FIELDS if f != "last_synced_at"]
+    # A build polled every few seconds mostly sees nothing new; skip those writes.
+    if before != after or instance.last_synced_at is None:
+        instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
+    return server
+
+
+def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
+    instance = _instance(op)
+    server = _refresh(instance, client)
+    if server.status is ServerStatus.ACTIVE:
+        if server.created and server.launched_at:
+            op.progress["build_seconds"] = (server.launched_at - server.created).total_seconds()
+            save_fields(op, "progress")
+        return None
+    if server.status is ServerStatus.ERROR:
+        fault = server.fault.message if server.fault else gettext("no reason given")
+        raise StepFailed(
+            gettext_noop(
+                "The cloud could not build the VM (%(fault)s). Delete it and launch again."
+            ),
+            fault=fault,
+        )
+    if not op.progress.get("polled") and server.created:
+        # The first re-check goes to when recent builds finished, not every few seconds
+        # through the whole build: a hundred VMs building at once cost a hundred polls, not
+        # five hundred. Later re-checks fall back to the regular interval.
+        op.progress["polled"] = True
+        save_fields(op, "progress")
+        elapsed = (timezone.now() - server.created).total_seconds()
+        return Wait(max(poll_seconds(), _expected_build_seconds() - elapsed))
+    return Wait(poll_seconds())
+
+
+def _expected_build_seconds() -> float:
+    """The median build time of the last launches, or 0 when there is no history yet."""
+    recent = [
+        float(p["build_seconds"])
+        for p in Operation.objects.filter(
+            kind=Operation.Kind.LAUNCH, state=Operation.State.SUCCEEDED
+        )
+        .order_by("-finished_at")
+        .values_list("progress", flat=True)[:20]
+        if isinstance(p, dict) and "build_seconds" in p
+    ]
+    return statistics.median(recent) if recent else 0.0
+
+
+def _step_port(op: Operation, client: OpenStackClient) -> Wait | None:
+    instance = _instance(op)
+    if instance.port_id:
+        return None
+    assert instance.server_id
+    ports = client.list_ports(device_id=instance.server_id)
+    if not ports:
+        return Wait(poll_seconds())
+    chosen = next((p for p in ports if p.network_id == instance.network_id), ports[0])
+    instance.port_id = chosen.id
+    if chosen.fixed_ips:
+        instance.fixed_ip = chosen.fixed_ips[0].ip_address
+    instance.save(update_fields=["port_id", "fixed_ip", "updated_at"])
+    return None
+
+
+def _fip_description(instance: Instance) -> str:
+    return f"{FIP_DESCRIPTION_PREFIX}{instance.request_tag}"
+
+
+def _remember_fip(
+    fip: CloudFloatingIP, *, instance: Instance | None, created_by_portal: bool
+) -> FloatingIP:
+    record, _ = FloatingIP.objects.update_or_create(
+        neutron_id=fip.id,
+        defaults={
+            "address": fip.floating_ip_address,
+            "port_id": fip.port_id or "",
+            "fixed_ip": fip.fixed_ip_address or "",
+            "project_keystone_id": fip.project_id or "",
+            "instance": instance,
+            "created_by_portal": created_by_portal,
+            "status": fip.status,
+            "last_synced_at": timezone.now(),
+        },
+    )
+    return record
+
+
+def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
+    instance = _instance(op)
+    if instance.floating_ips.filter(released_at__isnull=True).exists():
+        return
+    existing = client.list_floating_ips(port_id=instance.port_id)
+    if existing:
+        # Either ours from a run that stopped before recording it (our description says so),
+        # or one attached by hand, which the portal mirrors but will never release.
+        fip = existing[0]
+        _remember_fip(
+            fip, instance=instance, created_by_portal=fip.description == _fip_description(instance)
+        )
+    else:
+        # Created in the soldier's project so it counts against their quota, not the portal's.
+        fip = client.for_project(instance.project.keystone_id).create_floating_ip(
+            floating_network_id=external_network_id(client),
+            port_id=instance.port_id,
+            description=_fip_description(instance),
+        )
+        _remember_fip(fip, instance=instance, created_by_portal=True)
+    instance.floating_ip = fip.floating_ip_address
+    instance.save(update_fields=["floating_ip", "updated_at"])
+
+
+def _step_sync(op: Operation, client: OpenStackClient) -> None:
+    _refresh(_instance(op), client)
+
+
+def _claim_instance(instance: Instance, action: Instance.Action) -> None:
+    """The concurrency guard: one pending action per VM, set by a conditional UPDATE.
+
+    Under PostgreSQL the row lock makes a concurrent caller wait and then see the action already
+    set; under SQLite the IMMEDIATE transaction serializes writers the same way.
+    """
+    locked = Instance.objects.select_for_update().get(pk=instance.pk)
+    if locked.pending_action or not Instance.objects.filter(
+        pk=instance.pk, pending_action=""
+    ).update(pending_action=action):
+        raise OperationRefused(
+            gettext_noop(
+                "This VM already has an operation in progress (%(action)s); "
+                "try again when it finishes."
+            ),
+            action=locked.get_pending_action_display() or action.label,
+        )
+    instance.status = locked.status
+    instance.pending_action = action
+
+
+def instance_delete(
+    *, instance: Instance, requested_by: Any = None, batch: Batch | None = None
+) -> Operation:
+    """Queue the leak-proof delete: portal-owned floating IPs, then the server, then the mirror."""
+    with transaction.atomic():
+        _claim_instance(instance, Instance.Action.DELETE)
+        if instance.status == "DELETED":
+            raise OperationRefused(gettext_noop("This VM is already deleted."))
+        op = create_operation(
+            kind=Operation.Kind.DELETE,
+            lock_key=f"instance:{instance.pk}",
+            soldier=instance.owner,
+            instance=instance,
+            requested_by=requested_by,
+            batch=batch,
+            params={"action": str(Instance.Action.DELETE)},
+        )
+        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
+        enqueue(op)
+    return op
+
+
+def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
+    instance = _instance(op)
+    owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
+    if instance.port_id:
+        # A launch stopped between creating a floating IP and recording it leaves one that
+        # carries our description; it is ours too. Anything else on the port is left alone.
+        known = {f.neutron_id for f in owned}
+        for fip in client.list_floating_ips(port_id=instance.port_id):
+            if fip.id not in known and fip.description == _fip_description(instance):
+                owned.append(_remember_fip(fip, instance=instance, created_by_portal=True))
+    for record in owned:
+        with contextlib.suppress(errors.NotFound):
+            client.delete_floating_ip(record.neutron_id)
+        record.released_at = timezone.now()
+        record.save(update_fields=["released_at"])
+    instance.floating_ip = ""
+    instance.save(update_fields=["floating_ip", "updated_at"])
+
+
+def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
+    instance = _instance(op)
+    server_id = instance.server_id
+    if not server_id:
+        # A launch that never reached the cloud may still have created a tagged server.
+        found = _find_tagged_server(client, instance) if instance.project.keystone_id else None
+        if found is None:
+            return
+        server_id = found.id
+        instance.server_id = server_id
+        instance.save(update_fields=["server_id", "updated_at"])
+    with contextlib.suppress(errors.NotFound):
+        client.delete_server(server_id)
+
+
+def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
+    instance = _instance(op)
+    if not instance.server_id:
+        return None
+    try:
+        server = client.get_server(instance.server_id)
+    except errors.NotFound:
+        return None
+    if server.status is ServerStatus.DELETED:
+        return None
+    mirror_server(instance, server, timezone.now())
+    instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
+    return Wait(poll_seconds())
+
+
+def mark_terminated(instance: Instance, now: datetime) -> None:
+    instance.status = "DELETED"
+    instance.vm_state = "deleted"
+    instance.task_state = ""
+    instance.power_state = None
+    instance.floating_ip = ""
+    instance.terminated_at = instance.terminated_at or now
+    instance.last_synced_at = now
+
+
+def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
+    instance = _instance(op)
+    mark_terminated(instance, timezone.now())
+    instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
+
+
+_POWER_ALLOWED: dict[str, set[str]] = {
+    Instance.Action.START: {"SHUTOFF"},
+    Instance.Action.STOP: {"ACTIVE"},
+    Instance.Action.REBOOT_SOFT: {"ACTIVE"},
+    Instance.Action.REBOOT_HARD: {"ACTIVE", "SHUTOFF", "ERROR", "REBOOT", "HARD_REBOOT"},
+}
+
+_POWER_TARGET = {
+    Instance.Action.START: "ACTIVE",
+    Instance.Action.STOP: "SHUTOFF",
+    Instance.Action.REBOOT_SOFT: "ACTIVE",
+    Instance.Action.REBOOT_HARD: "ACTIVE",
+}
+
+
+def instance_power(
+    *,
+    instance: Instance,
+    action: Instance.Action,
+    requested_by: Any = None,
+    batch: Batch | None = None,
+) -> Operation:
+    """Queue start, stop, or a soft/hard reboot; refused at once when the VM's state forbids it."""
+    if action not in _POWER_ALLOWED:
+        raise OperationRefused(gettext_noop("%(action)s is not a power action."), action=action)
+    with transaction.atomic():
+        _claim_instance(instance, action)
+        if instance.status not in _POWER_ALLOWED[action]:
+            raise OperationRefused(
+                gettext_noop("%(action)s is not possible while the VM is %(status)s."),
+                action=Instance.Action(action).label,
+                status=instance.status or "-",
+            )
+        op = create_operation(
+            kind=Operation.Kind.POWER,
+            lock_key=f"instance:{instance.pk}",
+            soldier=instance.owner,
+            instance=instance,
+            requested_by=requested_by,
+            batch=batch,
+            params={"action": str(action)},
+        )
+        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
+        enqueue(op)
+    return op
+
+
+def _step_power_action(op: Operation, client: OpenStackClient) -> None:
+    if op.progress.get("sent"):
+        return
+    instance = _instance(op)
+    assert instance.server_id
+    action = op.params["action"]
+    server = _refresh(instance, client)
+    already = action in (Instance.Action.START, Instance.Action.STOP) and (
+        server.status_raw == _POWER_TARGET[action] and not server.task_state
+    )
+    if not already:
+        if action == Instance.Action.START:
+            client.start_server(instance.server_id)
+        elif action == Instance.Action.STOP:
+            client.stop_server(instance.server_id)
+        else:
+            kind = RebootType.HARD if action == Instance.Action.REBOOT_HARD else RebootType.SOFT
+            client.reboot_server(instance.server_id, kind=kind)
+    op.progress["sent"] = True
+    save_fields(op, "progress")
+
+
+def _step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
+    instance = _instance(op)
+    server = _refresh(instance, client)
+    if server.status_raw == _POWER_TARGET[op.params["action"]] and not server.task_state:
+        return None
+    if server.status is ServerStatus.ERROR:
+        raise StepFailed(gettext_noop("The VM went into the ERROR state; ask staff to look at it."))
+    return Wait(poll_seconds())
+
+
+register(
+    Operation.Kind.LAUNCH,
+    [
+        ("onboard", _step_onboard),
+        ("resolve", _step_resolve),
+        ("server", _step_server),
+        ("wait_active", _step_wait_active),
+        ("port", _step_port),
+        ("floating_ip", _step_floating_ip),
+        ("sync", _step_sync),
+    ],
+    success=gettext_noop("The VM is running and reachable at its floating IP."),
+)
+register(
+    Operation.Kind.DELETE,
+    [
+        ("release_floating_ips", _step_release_floating_ips),
+        ("delete_server", _step_delete_server),
+        ("wait_gone", _step_wait_gone),
+        ("terminated", _step_mark_terminated),
+    ],
+    success=gettext_noop("The VM and its floating IP were deleted."),
+)
+register(
+    Operation.Kind.POWER,
+    [("power_action", _step_power_action), ("power_wait", _step_power_wait)],
+    success=gettext_noop("The power action finished."),
+)

@@ -1,0 +1,386 @@
+"""Onboarding: the soldier's Keystone user, project, role grants and a network VMs can use."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext_noop
+
+from portal import cloud
+from portal.models import (
+    Batch,
+    Operation,
+    Project,
+    ProjectNetwork,
+    Soldier,
+    VmTemplate,
+)
+from portal.openstack import OpenStackClient, errors
+from portal.openstack.types import Network
+from portal.services.engine import (
+    OperationRefused,
+    StepFailed,
+    create_operation,
+    enqueue,
+    operation_run,
+    register,
+)
+
+
+def soldier_create(
+    *,
+    user: Any,
+    service_number: str,
+    name: str,
+    unit: str = "",
+    enlisted_on: date | None = None,
+    discharge_on: date | None = None,
+    keystone_user_name: str | None = None,
+) -> Soldier:
+    """Record a soldier (no cloud call); onboarding creates their cloud account."""
+    return Soldier.objects.create(
+        user=user,
+        service_number=service_number,
+        name=name,
+        unit=unit,
+        enlisted_on=enlisted_on,
+        discharge_on=discharge_on,
+        keystone_user_name=keystone_user_name or user.get_username(),
+    )
+
+
+def project_name(soldier: Soldier) -> str:
+    return f"{settings.OPENSTACK_PROJECT_PREFIX}{soldier.keystone_user_name}"
+
+
+def soldier_onboard(
+    *,
+    soldier: Soldier,
+    requested_by: Any = None,
+    batch: Batch | None = None,
+    run_now: bool = False,
+) -> Operation:
+    """Queue the creation of the soldier's Keystone user, project, roles and network.
+
+    ``run_now`` runs the steps in this process instead (management commands); the operation is
+    recorded and resumable either way.
+    """
+    if soldier.state == Soldier.State.DISABLED:
+        raise OperationRefused(gettext_noop("A disabled (discharged) soldier cannot be onboarded."))
+    with transaction.atomic():
+        Project.objects.get_or_create(soldier=soldier, defaults={"name": project_name(soldier)})
+        op = create_operation(
+            kind=Operation.Kind.ONBOARD,
+            lock_key=f"soldier:{soldier.pk}",
+            soldier=soldier,
+            requested_by=requested_by,
+            batch=batch,
+        )
+        if not run_now:
+            enqueue(op)
+    if run_now:
+        operation_run(operation_id=op.pk)
+        op.refresh_from_db()
+    return op
+
+
+def _soldier_project(op: Operation) -> Project:
+    assert op.soldier is not None
+    project, _ = Project.objects.get_or_create(
+        soldier=op.soldier, defaults={"name": project_name(op.soldier)}
+    )
+    return project
+
+
+def _step_user(op: Operation, client: OpenStackClient) -> None:
+    soldier = op.soldier
+    assert soldier is not None
+    if soldier.keystone_user_id:
+        return
+    user = client.find_user(soldier.keystone_user_name, domain_id=domain_id())
+    if user is None:
+        try:
+            # The first password is never shown: staff issue one with a reset, seen once.
+            user = client.create_user(
+                name=soldier.keystone_user_name,
+                domain_id=domain_id(),
+                password=secrets.token_urlsafe(24),
+                description=f"CodeSquare {soldier.service_number}",
+            )
+        except errors.Conflict:
+            user = client.find_user(soldier.keystone_user_name, domain_id=domain_id())
+            if user is None:
+                raise
+    soldier.keystone_user_id = user.id
+    soldier.save(update_fields=["keystone_user_id", "updated_at"])
+
+
+def _step_project(op: Operation, client: OpenStackClient) -> None:
+    project = _soldier_project(op)
+    if project.keystone_id:
+        return
+    found = client.find_project(project.name, domain_id=domain_id())
+    if found is None:
+        try:
+            assert op.soldier is not None
+            found = client.create_project(
+                name=project.name,
+                domain_id=domain_id(),
+                description=f"CodeSquare {op.soldier.service_number}",
+            )
+        except errors.Conflict:
+            found = client.find_project(project.name, domain_id=domain_id())
+            if found is None:
+                raise
+    project.keystone_id = found.id
+    project.save(update_fields=["keystone_id", "updated_at"])
+
+
+def _step_roles(op: Operation, client: OpenStackClient) -> None:
+    project = _soldier_project(op)
+    if project.roles_granted:
+        return
+    assert op.soldier is not None
+    client.grant_project_role(
+        project_id=project.keystone_id,
+        user_id=op.soldier.keystone_user_id,
+        role_id=_role_id(client, settings.OPENSTACK_MEMBER_ROLE),
+    )
+    # The portal's own user needs a role here too: Nova takes a server's project from the token.
+    client.grant_project_role(
+        project_id=project.keystone_id,
+        user_id=client.token().user_id,
+        role_id=_role_id(client, settings.OPENSTACK_SERVICE_ROLE),
+    )
+    project.roles_granted = True
+    project.save(update_fields=["roles_granted", "updated_at"])
+
+
+def _own_network(project: Project) -> ProjectNetwork:
+    network, _ = ProjectNetwork.objects.get_or_create(project=project)
+    return network
+
+
+def _project_mode() -> bool:
+    return settings.OPENSTACK_NETWORK_MODE == "project"
+
+
+def _step_network(op: Operation, client: OpenStackClient) -> None:
+    project = _soldier_project(op)
+    if not _project_mode():
+        if project.network_id:
+            return
+        shared = find_network(client, settings.OPENSTACK_SHARED_NETWORK)
+        if shared is None:
+            raise StepFailed(
+                gettext_noop(
+                    "The shared network %(name)s does not exist; check OPENSTACK_SHARED_NETWORK."
+                ),
+                name=settings.OPENSTACK_SHARED_NETWORK,
+            )
+        project.network_id = shared.id
+        project.save(update_fields=["network_id", "updated_at"])
+        return
+    own = _own_network(project)
+    if own.network_id:
+        return
+    name = f"{project.name}-net"
+    network = find_network(client, name, project_id=project.keystone_id) or client.create_network(
+        name=name, project_id=project.keystone_id
+    )
+    own.network_id = network.id
+    own.save(update_fields=["network_id"])
+    project.network_id = network.id
+    project.save(update_fields=["network_id", "updated_at"])
+
+
+def _step_subnet(op: Operation, client: OpenStackClient) -> None:
+    if not _project_mode():
+        return
+    own = _own_network(_soldier_project(op))
+    if own.subnet_id:
+        return
+    project = own.project
+    subnets = client.list_subnets(network_id=own.network_id)
+    subnet = subnets[0] if subnets else None
+    if subnet is None:
+        subnet = client.create_subnet(
+            name=f"{project.name}-subnet",
+            network_id=own.network_id,
+            cidr=settings.OPENSTACK_PROJECT_CIDR,
+            project_id=project.keystone_id,
+            dns_nameservers=list(settings.OPENSTACK_DNS_NAMESERVERS),
+        )
+    own.subnet_id = subnet.id
+    own.save(update_fields=["subnet_id"])
+
+
+def _step_router(op: Operation, client: OpenStackClient) -> None:
+    if not _project_mode():
+        return
+    own = _own_network(_soldier_project(op))
+    if own.router_id:
+        return
+    project = own.project
+    name = f"{project.name}-router"
+    routers = client.list_routers(name=name, project_id=project.keystone_id)
+    router = routers[0] if routers else None
+    if router is None:
+        router = client.create_router(
+            name=name,
+            project_id=project.keystone_id,
+            external_network_id=external_network_id(client),
+        )
+    own.router_id = router.id
+    own.save(update_fields=["router_id"])
+
+
+def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
+    if not _project_mode():
+        return
+    own = _own_network(_soldier_project(op))
+    if own.interface_attached:
+        return
+    attached = any(
+        any(ip.subnet_id == own.subnet_id for ip in p.fixed_ips)
+        for p in client.list_ports(device_id=own.router_id)
+    )
+    if not attached:
+        client.add_router_interface(router_id=own.router_id, subnet_id=own.subnet_id)
+    own.interface_attached = True
+    own.save(update_fields=["interface_attached"])
+
+
+def _step_activate(op: Operation, client: OpenStackClient) -> None:
+    assert op.soldier is not None
+    if op.soldier.state == Soldier.State.PENDING:
+        op.soldier.state = Soldier.State.ACTIVE
+        op.soldier.save(update_fields=["state", "updated_at"])
+
+
+def domain_id() -> str:
+    return str(settings.OPENSTACK_DOMAIN)
+
+
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+
+_role_ids: dict[tuple[str, str], str] = {}
+
+
+def _role_id(client: OpenStackClient, name: str) -> str:
+    # A role's id never changes in a cloud's life; look each up once per cloud.
+    key = (client.config.auth_url, name)
+    if key not in _role_ids:
+        _role_ids[key] = client.find_role(name).id
+    return _role_ids[key]
+
+
+def find_network(
+    client: OpenStackClient, name_or_id: str, *, project_id: str | None = None
+) -> Network | None:
+    """A network by name (within ``project_id`` if given), or by id."""
+    if not name_or_id:
+        return None
+    found = client.list_networks(name=name_or_id, project_id=project_id)
+    if found:
+        return found[0]
+    if not _UUID.fullmatch(name_or_id):
+        return None
+    try:
+        return client.get_network(name_or_id)
+    except errors.NotFound:
+        return None
+
+
+_external_network_cache: dict[tuple[str, str], str] = {}
+
+
+def external_network_id(client: OpenStackClient) -> str:
+    name = settings.OPENSTACK_EXTERNAL_NETWORK
+    key = (client.config.auth_url, name)
+    if key not in _external_network_cache:
+        network = find_network(client, name)
+        if network is None:
+            raise StepFailed(
+                gettext_noop(
+                    "The external network %(name)s does not exist; "
+                    "check OPENSTACK_EXTERNAL_NETWORK."
+                ),
+                name=name,
+            )
+        _external_network_cache[key] = network.id
+    return _external_network_cache[key]
+
+
+def cloud_is_configured() -> bool:
+    """Whether OS_CLOUD/clouds.yaml or OS_* variables name a cloud (no call is made)."""
+    try:
+        cloud.get_client()
+    except errors.ConfigurationError:
+        return False
+    return True
+
+
+def vm_template_from_cloud(
+    *, name: str, image_name: str | None = None, flavor_name: str | None = None
+) -> VmTemplate:
+    """Create or update a template from the cloud's image and flavor of these names.
+
+    Without names it takes the smallest active image and the smallest flavor it fits on.
+    """
+    client = cloud.get_client()
+    images = client.list_images(name=image_name) if image_name else client.list_images()
+    flavors = [f for f in client.list_flavors() if not flavor_name or f.name == flavor_name]
+    if not images or not flavors:
+        raise OperationRefused(
+            gettext_noop("The cloud has no image %(image)s or no flavor %(flavor)s."),
+            image=image_name or "*",
+            flavor=flavor_name or "*",
+        )
+    # The smallest image, on the smallest flavor whose disk and memory it fits.
+    image = min(images, key=lambda i: (i.size_bytes or 0, i.name))
+    fitting = [
+        f
+        for f in flavors
+        if f.ram_mib >= image.min_ram_mib
+        and f.disk_gib >= image.min_disk_gib
+        and (f.disk_gib == 0 or f.disk_gib * 2**30 >= (image.size_bytes or 0))
+    ]
+    if not fitting:
+        raise OperationRefused(
+            gettext_noop("No flavor of the cloud fits the image %(image)s."), image=image.name
+        )
+    flavor = min(fitting, key=lambda f: (f.ram_mib, f.disk_gib, f.name))
+    template, _ = VmTemplate.objects.update_or_create(
+        name=name,
+        defaults={
+            "image_id": image.id,
+            "image_name": image.name,
+            "flavor_id": flavor.id,
+            "flavor_name": flavor.name,
+        },
+    )
+    return template
+
+
+register(
+    Operation.Kind.ONBOARD,
+    [
+        ("user", _step_user),
+        ("project", _step_project),
+        ("roles", _step_roles),
+        ("network", _step_network),
+        ("subnet", _step_subnet),
+        ("router", _step_router),
+        ("router_interface", _step_router_interface),
+        ("activate", _step_activate),
+    ],
+    success=gettext_noop("The soldier's cloud account and project are ready."),
+)

@@ -1,0 +1,236 @@
+"""Reconcile: mirror every server and floating IP from two listings, and record drift."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from portal.models import (
+    Drift,
+    FloatingIP,
+    Instance,
+    Operation,
+    Project,
+)
+from portal.openstack import OpenStackClient
+from portal.openstack.types import FloatingIP as CloudFloatingIP
+from portal.openstack.types import Server, ServerStatus
+from portal.services.engine import (
+    create_operation,
+    enqueue,
+    operation_run,
+    register,
+    save_fields,
+)
+from portal.services.instances import (
+    FIP_DESCRIPTION_PREFIX,
+    MIRROR_FIELDS,
+    REQUEST_TAG_KEY,
+    mark_terminated,
+    mirror_server,
+)
+
+
+def cloud_reconcile(*, requested_by: Any = None, run_now: bool = False) -> Operation:
+    """Start a sync pass (queued, or run here with ``run_now``); one pass at a time."""
+    with transaction.atomic():
+        op = create_operation(
+            kind=Operation.Kind.RECONCILE, lock_key="reconcile", requested_by=requested_by
+        )
+        if not run_now:
+            enqueue(op)
+    if run_now:
+        operation_run(operation_id=op.pk)
+        op.refresh_from_db()
+    return op
+
+
+def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
+    """Mirror every server and floating IP from two listings, whatever their number."""
+    servers = {s.id: s for s in client.list_servers(all_projects=True)}
+    fips = client.list_floating_ips()
+    now = timezone.now()
+    stats = {"servers": len(servers), "floating_ips": len(fips)}
+
+    projects = {p.keystone_id: p for p in Project.objects.exclude(keystone_id="")}
+    instances = list(
+        Instance.objects.filter(server_id__isnull=False)
+        .exclude(status="DELETED")
+        .select_related("project")
+    )
+    known_ids = set(
+        Instance.objects.filter(server_id__isnull=False).values_list("server_id", flat=True)
+    )
+    updated: list[Instance] = []
+    vanished: list[Instance] = []
+    for instance in instances:
+        if instance.pending_action:
+            continue  # its operation refreshes it; a stale listing must not overwrite that
+        server = servers.get(instance.server_id or "")
+        if server is not None and server.status is not ServerStatus.DELETED:
+            mirror_server(instance, server, now)
+            updated.append(instance)
+        else:
+            mark_terminated(instance, now)
+            instance.deleted_outside_portal = True
+            vanished.append(instance)
+    Instance.objects.bulk_update(updated + vanished, [*MIRROR_FIELDS], batch_size=500)
+    stats["updated"] = len(updated)
+    stats["deleted_outside"] = len(vanished)
+
+    # Servers a launch created but had not recorded yet: that launch (or a delete) claims them
+    # by their tag; adopting them here would make a second mirror of the same server.
+    unrecorded = {
+        str(tag)
+        for tag in Instance.objects.filter(server_id__isnull=True).values_list(
+            "request_tag", flat=True
+        )
+    }
+    adopted: list[Instance] = []
+    unowned: list[Server] = []
+    for server in servers.values():
+        if server.id in known_ids or server.status is ServerStatus.DELETED:
+            continue
+        if server.metadata.get(REQUEST_TAG_KEY) in unrecorded:
+            continue
+        project = projects.get(server.project_id)
+        if project is None:
+            unowned.append(server)
+            continue
+        instance = Instance(
+            server_id=server.id,
+            project=project,
+            owner_id=project.soldier_id,
+            name=server.name,
+        )
+        mirror_server(instance, server, now)
+        adopted.append(instance)
+    Instance.objects.bulk_create(adopted, batch_size=500)
+    stats["adopted"] = len(adopted)
+
+    stats.update(_reconcile_floating_ips(fips, servers, now))
+    _record_drift(
+        Drift.Kind.UNOWNED_SERVER,
+        {s.id: (s.project_id, s.name) for s in unowned},
+        now,
+    )
+    _record_drift(
+        Drift.Kind.DELETED_OUTSIDE,
+        {i.server_id or "": (i.project.keystone_id, i.name) for i in vanished},
+        now,
+        resolve_missing=False,
+    )
+    stats["unowned_servers"] = len(unowned)
+    op.progress["stats"] = stats
+    save_fields(op, "progress")
+
+
+def _reconcile_floating_ips(
+    fips: Sequence[CloudFloatingIP], servers: dict[str, Server], now: datetime
+) -> dict[str, int]:
+    by_address: dict[str, str] = {}
+    for server in servers.values():
+        for address in server.floating_addresses:
+            by_address[address.addr] = server.id
+    instance_of = dict(
+        Instance.objects.filter(server_id__in=set(by_address.values())).values_list(
+            "server_id", "pk"
+        )
+    )
+    records = {r.neutron_id: r for r in FloatingIP.objects.filter(released_at__isnull=True)}
+    seen: set[str] = set()
+    changed: list[FloatingIP] = []
+    created: list[FloatingIP] = []
+    orphans: dict[str, tuple[str, str]] = {}
+    for fip in fips:
+        seen.add(fip.id)
+        server_id = by_address.get(fip.floating_ip_address)
+        instance_pk = instance_of.get(server_id) if server_id else None
+        record = records.get(fip.id)
+        if record is None:
+            if instance_pk is None and not fip.description.startswith(FIP_DESCRIPTION_PREFIX):
+                continue  # not ours and not on one of our VMs: none of the portal's business
+            record = FloatingIP(
+                neutron_id=fip.id,
+                created_by_portal=fip.description.startswith(FIP_DESCRIPTION_PREFIX),
+            )
+            created.append(record)
+        else:
+            changed.append(record)
+        record.address = fip.floating_ip_address
+        record.port_id = fip.port_id or ""
+        record.fixed_ip = fip.fixed_ip_address or ""
+        record.project_keystone_id = fip.project_id or ""
+        record.instance_id = instance_pk or record.instance_id
+        record.status = fip.status
+        record.last_synced_at = now
+        if record.created_by_portal and not fip.port_id:
+            orphans[fip.id] = (fip.project_id or "", fip.floating_ip_address)
+    gone = [r for key, r in records.items() if key not in seen]
+    for record in gone:
+        record.released_at = now
+    FloatingIP.objects.bulk_update(
+        changed,
+        [
+            "address",
+            "port_id",
+            "fixed_ip",
+            "project_keystone_id",
+            "instance",
+            "status",
+            "last_synced_at",
+        ],
+        batch_size=500,
+    )
+    FloatingIP.objects.bulk_update(gone, ["released_at"], batch_size=500)
+    FloatingIP.objects.bulk_create(created, batch_size=500, ignore_conflicts=True)
+    _record_drift(Drift.Kind.ORPHAN_FLOATING_IP, orphans, now)
+    return {"orphan_floating_ips": len(orphans), "floating_ips_released_outside": len(gone)}
+
+
+def _record_drift(
+    kind: Drift.Kind,
+    found: dict[str, tuple[str, str]],
+    now: datetime,
+    *,
+    resolve_missing: bool = True,
+) -> None:
+    """Upsert one row per drifting resource; mark resolved what no longer drifts."""
+    existing = {d.resource_id: d for d in Drift.objects.filter(kind=kind)}
+    fresh: list[Drift] = []
+    seen: list[Drift] = []
+    for resource_id, (project_id, detail) in found.items():
+        row = existing.get(resource_id)
+        if row is None:
+            fresh.append(
+                Drift(
+                    kind=kind,
+                    resource_id=resource_id,
+                    project_keystone_id=project_id,
+                    detail=detail[:255],
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        else:
+            row.last_seen_at = now
+            row.resolved_at = None
+            seen.append(row)
+    Drift.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+    Drift.objects.bulk_update(seen, ["last_seen_at", "resolved_at"], batch_size=500)
+    if resolve_missing:
+        Drift.objects.filter(kind=kind, resolved_at__isnull=True).exclude(
+            resource_id__in=list(found)
+        ).update(resolved_at=now)
+
+
+register(
+    Operation.Kind.RECONCILE,
+    [("reconcile", _step_reconcile)],
+    success=gettext_noop("The portal is in sync with the cloud."),
+)
