@@ -81,6 +81,7 @@ def soldiers_discharge_due(*, today: date | None = None) -> list[Operation]:
 
 
 def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Start the leak-proof delete of every VM not already deleted or deleting."""
     assert op.soldier is not None
     busy = False
     children: list[int] = list(op.progress.get("children", []))
@@ -99,6 +100,7 @@ def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait |
 
 
 def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Wait until every VM is deleted; fail if one of the deletes failed."""
     assert op.soldier is not None
     failed = Operation.objects.filter(
         pk__in=op.progress.get("children", []), state=Operation.State.FAILED
@@ -117,6 +119,7 @@ def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | N
 
 
 def _step_disable_user(op: Operation, client: OpenStackClient) -> None:
+    """Disable the soldier's Keystone user."""
     assert op.soldier is not None
     if op.soldier.keystone_user_id:
         with contextlib.suppress(errors.NotFound):
@@ -124,6 +127,7 @@ def _step_disable_user(op: Operation, client: OpenStackClient) -> None:
 
 
 def _teardown_network(op: Operation) -> ProjectNetwork | None:
+    """The portal-owned network of the soldier's project still to remove, if any."""
     assert op.soldier is not None
     return ProjectNetwork.objects.filter(
         project__soldier=op.soldier, removed_at__isnull=True
@@ -131,6 +135,7 @@ def _teardown_network(op: Operation) -> ProjectNetwork | None:
 
 
 def _step_remove_router_interface(op: Operation, client: OpenStackClient) -> None:
+    """Detach the subnet from the router (first: a router with interfaces cannot go)."""
     own = _teardown_network(op)
     if own and own.router_id and own.subnet_id and own.interface_attached:
         with contextlib.suppress(errors.NotFound):
@@ -140,6 +145,7 @@ def _step_remove_router_interface(op: Operation, client: OpenStackClient) -> Non
 
 
 def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) -> None:
+    """Delete one recorded portal-owned resource; already gone counts as done."""
     own = _teardown_network(op)
     if own is None or not getattr(own, attribute):
         return
@@ -150,14 +156,17 @@ def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) 
 
 
 def _step_delete_router(op: Operation, client: OpenStackClient) -> None:
+    """Delete the portal-owned router."""
     _delete_owned(op, "router_id", client.delete_router)
 
 
 def _step_delete_subnet(op: Operation, client: OpenStackClient) -> None:
+    """Delete the portal-owned subnet."""
     _delete_owned(op, "subnet_id", client.delete_subnet)
 
 
 def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
+    """Delete the portal-owned network and forget it."""
     own = _teardown_network(op)
     _delete_owned(op, "network_id", client.delete_network)
     if own is not None:
@@ -166,6 +175,7 @@ def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
+    """Record the soldier as disabled."""
     assert op.soldier is not None
     op.soldier.state = Soldier.State.DISABLED
     op.soldier.save(update_fields=["state", "updated_at"])

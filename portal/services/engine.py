@@ -90,6 +90,7 @@ def register(kind: str, steps: Sequence[tuple[str, StepFunction]], *, success: s
 
 
 def setting(name: str, default: float) -> float:
+    """A numeric tuning setting (see .env.example); tests shorten them."""
     return float(getattr(settings, name, default))
 
 
@@ -98,6 +99,7 @@ def _lease() -> timedelta:
 
 
 def poll_seconds() -> float:
+    """How long a waiting step lets the cloud work before it looks again."""
     return setting("OPERATION_POLL_SECONDS", 2)
 
 
@@ -115,6 +117,7 @@ def _max_retries() -> int:
 
 
 def retry_delay(retry: int) -> float:
+    """Backoff before the ``retry``-th retry after a 5xx or a connection failure."""
     base = setting("OPERATION_RETRY_BASE_SECONDS", 2)
     return float(min(base * 2 ** (retry - 1), setting("OPERATION_RETRY_MAX_SECONDS", 60)))
 
@@ -154,10 +157,12 @@ def _claim(operation_id: int) -> bool:
 
 
 def save_fields(op: Operation, *fields: str) -> None:
+    """Save some fields of an operation (its progress), touching ``updated_at``."""
     op.save(update_fields=[*fields, "updated_at"])
 
 
 def record_request_id(op: Operation, request_id: str | None) -> None:
+    """Keep a cloud request id for the operators (the last twenty)."""
     if request_id and request_id not in op.request_ids:
         op.request_ids = [*op.request_ids, request_id][-20:]
 
@@ -211,6 +216,7 @@ def finish(
 
 
 def fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
+    """Fail an operation with the cloud's own words, its request id and what to do next."""
     record_request_id(op, exc.request_id)
     params: dict[str, Any] = {
         "detail": exc.message,

@@ -1,6 +1,6 @@
 """VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions.
 
-Each VM has at most one pending action at a time (``claim_instance``); the mirror fields of an
+Each VM has at most one pending action at a time (``_claim_instance``); the mirror fields of an
 ``Instance`` are refreshed from the server by every step that reads it.
 """
 
@@ -142,6 +142,7 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
 
 
 def _step_resolve(op: Operation, client: OpenStackClient) -> None:
+    """Pin the network and the project's own security group id for the create call."""
     instance = _instance(op)
     if instance.network_id and (instance.security_group_id or op.progress.get("sg_name")):
         return
@@ -165,6 +166,7 @@ def _step_resolve(op: Operation, client: OpenStackClient) -> None:
 
 
 def _find_tagged_server(client: OpenStackClient, instance: Instance) -> Server | None:
+    """The server of this launch, found by the request tag in its metadata."""
     tag = str(instance.request_tag)
     for server in client.list_servers(
         all_projects=True,
@@ -177,6 +179,7 @@ def _find_tagged_server(client: OpenStackClient, instance: Instance) -> Server |
 
 
 def _step_server(op: Operation, client: OpenStackClient) -> None:
+    """Create the server with a project-scoped token, unless a tagged one exists."""
     instance = _instance(op)
     if instance.server_id:
         return
@@ -258,6 +261,7 @@ MIRROR_FIELDS = [
 
 
 def _refresh(instance: Instance, client: OpenStackClient) -> Server:
+    """Read the server and update the mirror (written only when something changed)."""
     assert instance.server_id
     server = client.get_server(instance.server_id)
     before = [getattr(instance, f) for f in MIRROR_FIELDS if f != "last_synced_at"]
@@ -270,6 +274,7 @@ def _refresh(instance: Instance, client: OpenStackClient) -> Server:
 
 
 def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Done at ACTIVE; failed at ERROR; otherwise look again later."""
     instance = _instance(op)
     server = _refresh(instance, client)
     if server.status is ServerStatus.ACTIVE:
@@ -311,6 +316,7 @@ def _expected_build_seconds() -> float:
 
 
 def _step_port(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Find the server's port on its network (GET /v2.0/ports?device_id=)."""
     instance = _instance(op)
     if instance.port_id:
         return None
@@ -333,6 +339,7 @@ def _fip_description(instance: Instance) -> str:
 def _remember_fip(
     fip: CloudFloatingIP, *, instance: Instance | None, created_by_portal: bool
 ) -> FloatingIP:
+    """Record (or update) a floating IP mirror with its ownership."""
     record, _ = FloatingIP.objects.update_or_create(
         neutron_id=fip.id,
         defaults={
@@ -350,6 +357,7 @@ def _remember_fip(
 
 
 def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
+    """Bind a floating IP to the port: an existing one on the port, or a new one."""
     instance = _instance(op)
     if instance.floating_ips.filter(released_at__isnull=True).exists():
         return
@@ -374,6 +382,7 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_sync(op: Operation, client: OpenStackClient) -> None:
+    """Refresh the mirror once more, now with the floating address."""
     _refresh(_instance(op), client)
 
 
@@ -421,6 +430,7 @@ def instance_delete(
 
 
 def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
+    """Release the floating IPs the portal created for this VM, and no other."""
     instance = _instance(op)
     owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
     if instance.port_id:
@@ -440,6 +450,7 @@ def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
+    """Delete the server (a launch that never recorded it is found by its tag)."""
     instance = _instance(op)
     server_id = instance.server_id
     if not server_id:
@@ -455,6 +466,7 @@ def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Done once the server answers 404 (or DELETED)."""
     instance = _instance(op)
     if not instance.server_id:
         return None
@@ -470,6 +482,7 @@ def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
 
 
 def mark_terminated(instance: Instance, now: datetime) -> None:
+    """Mark a mirror as a deleted server (no save)."""
     instance.status = "DELETED"
     instance.vm_state = "deleted"
     instance.task_state = ""
@@ -480,6 +493,7 @@ def mark_terminated(instance: Instance, now: datetime) -> None:
 
 
 def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
+    """Record the deletion on the mirror."""
     instance = _instance(op)
     mark_terminated(instance, timezone.now())
     instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
@@ -533,6 +547,7 @@ def instance_power(
 
 
 def _step_power_action(op: Operation, client: OpenStackClient) -> None:
+    """Send the action once; skip it if the server is already where it should be."""
     if op.progress.get("sent"):
         return
     instance = _instance(op)
@@ -555,6 +570,7 @@ def _step_power_action(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Done when the server reaches the action's end state with no task running."""
     instance = _instance(op)
     server = _refresh(instance, client)
     if server.status_raw == _POWER_TARGET[op.params["action"]] and not server.task_state:

@@ -55,6 +55,7 @@ def soldier_create(
 
 
 def project_name(soldier: Soldier) -> str:
+    """The Keystone project name of a soldier."""
     return f"{settings.OPENSTACK_PROJECT_PREFIX}{soldier.keystone_user_name}"
 
 
@@ -98,6 +99,7 @@ def _soldier_project(op: Operation) -> Project:
 
 
 def _step_user(op: Operation, client: OpenStackClient) -> None:
+    """Find the Keystone user by name, or create it (409 means someone just did)."""
     soldier = op.soldier
     assert soldier is not None
     if soldier.keystone_user_id:
@@ -121,6 +123,7 @@ def _step_user(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_project(op: Operation, client: OpenStackClient) -> None:
+    """Find the soldier's project by name, or create it."""
     project = _soldier_project(op)
     if project.keystone_id:
         return
@@ -142,6 +145,7 @@ def _step_project(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_roles(op: Operation, client: OpenStackClient) -> None:
+    """Grant the member role to the soldier and the service role to the portal."""
     project = _soldier_project(op)
     if project.roles_granted:
         return
@@ -171,6 +175,7 @@ def _project_mode() -> bool:
 
 
 def _step_network(op: Operation, client: OpenStackClient) -> None:
+    """Pick the shared network, or find or create the project's own."""
     project = _soldier_project(op)
     if not _project_mode():
         if project.network_id:
@@ -200,6 +205,7 @@ def _step_network(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_subnet(op: Operation, client: OpenStackClient) -> None:
+    """Find or create the subnet of the project's own network."""
     if not _project_mode():
         return
     own = _own_network(_soldier_project(op))
@@ -221,6 +227,7 @@ def _step_subnet(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_router(op: Operation, client: OpenStackClient) -> None:
+    """Find or create the project's router, its gateway on the external network."""
     if not _project_mode():
         return
     own = _own_network(_soldier_project(op))
@@ -241,6 +248,7 @@ def _step_router(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
+    """Attach the subnet to the router unless a port already joins them."""
     if not _project_mode():
         return
     own = _own_network(_soldier_project(op))
@@ -257,6 +265,7 @@ def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_activate(op: Operation, client: OpenStackClient) -> None:
+    """The soldier may now get VMs."""
     assert op.soldier is not None
     if op.soldier.state == Soldier.State.PENDING:
         op.soldier.state = Soldier.State.ACTIVE
@@ -264,6 +273,7 @@ def _step_activate(op: Operation, client: OpenStackClient) -> None:
 
 
 def domain_id() -> str:
+    """The Keystone domain soldiers' users and projects live in."""
     return str(settings.OPENSTACK_DOMAIN)
 
 
@@ -303,6 +313,7 @@ _external_network_cache: dict[tuple[str, str], str] = {}
 
 
 def external_network_id(client: OpenStackClient) -> str:
+    """The id of the external network floating IPs come from (looked up once)."""
     name = settings.OPENSTACK_EXTERNAL_NETWORK
     key = (client.config.auth_url, name)
     if key not in _external_network_cache:
