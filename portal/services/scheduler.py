@@ -55,7 +55,32 @@ def operations_resume_stale(*, now: datetime | None = None) -> int:
         with transaction.atomic():
             enqueue(op)
         resumed += 1
+    _close_abandoned_tasks(now)
     return resumed
+
+
+class WorkerLost(Exception):
+    """Recorded on a task whose worker stopped without finishing it."""
+
+
+def _close_abandoned_tasks(now: datetime) -> None:
+    """Mark RUNNING tasks of operations no worker holds any more as failed.
+
+    django-tasks-db leaves the task of a killed worker RUNNING for ever; its operation has been
+    handed to a new task, so the old row only misleads whoever reads the task list.
+    """
+    from django_tasks_db.models import DBTaskResult
+
+    held = set(
+        Operation.objects.active().filter(lease_expires_at__gte=now).values_list("pk", flat=True)
+    )
+    started_before = now - timedelta(seconds=setting("OPERATION_LEASE_SECONDS", 300))
+    for task in DBTaskResult.objects.filter(
+        status="RUNNING", task_path="portal.tasks.operation_run", started_at__lt=started_before
+    ):
+        args = task.args_kwargs.get("args") or [None]
+        if args[0] not in held:
+            task.set_failed(WorkerLost(f"worker {task.worker_ids[-1:]} stopped during this task"))
 
 
 def _reconcile_due(now: datetime) -> bool:

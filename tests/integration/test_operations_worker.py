@@ -6,6 +6,7 @@ README's run command does; the test reads that file directly to follow the opera
 """
 
 import signal
+import sqlite3
 import time
 from typing import Any
 
@@ -66,3 +67,10 @@ def test_a_worker_killed_mid_launch_is_replaced_and_the_launch_ends_exactly_once
         "succeeded"
     )
     assert inventory(admin, Soldier(keystone_user_name=username)) == ONE_VM
+    # The killed worker's task row no longer claims to be running once the scheduler has looked.
+    site.manage("cloud_schedule", "--once")
+    with sqlite3.connect(site.db_path) as db:
+        running = db.execute(
+            "select count(*) from django_tasks_database_dbtaskresult where status = 'RUNNING'"
+        ).fetchone()[0]
+    assert running == 0
