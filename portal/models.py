@@ -7,11 +7,11 @@ reconciler. Times are stored aware in UTC; templates show them in Asia/Seoul.
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +20,20 @@ from django.utils.translation import gettext_lazy as _
 def seoul_today() -> date:
     """Today's date where the soldiers are: discharge dates are Korean calendar dates."""
     return timezone.localdate(timezone=timezone.get_default_timezone())
+
+
+class SoldierQuerySet(models.QuerySet["Soldier"]):
+    def discharge_warning(self, *, today: date | None = None) -> SoldierQuerySet:
+        """Soldiers in their last DISCHARGE_WARNING_DAYS days of cloud access (for staff lists)."""
+        today = today or seoul_today()
+        last = today + timedelta(days=settings.DISCHARGE_WARNING_DAYS)
+        postponed = Q(discharge_postponed_until__isnull=False) & Q(
+            discharge_postponed_until__gt=F("discharge_on")
+        )
+        return self.exclude(state=Soldier.State.DISABLED).filter(
+            (postponed & Q(discharge_postponed_until__range=(today, last)))
+            | (~postponed & Q(discharge_on__range=(today, last)))
+        )
 
 
 class Soldier(models.Model):
@@ -47,6 +61,8 @@ class Soldier(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = SoldierQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("soldier")

@@ -123,3 +123,21 @@ def test_a_failed_launch_can_be_retried_from_where_it_stopped(
     assert finished(op).state == Operation.State.SUCCEEDED
     assert len(requests_matching(portal_cloud, "POST", "/servers$")) == creates_before
     assert inventory(admin, cast.soldier) == ONE_VM
+
+
+def test_tokens_revoked_mid_launch_are_replaced_and_the_launch_goes_on(
+    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: Any, interrupt_before: Any
+) -> None:
+    interrupt_before("floating_ip")
+    _, op = launch(cast)
+    tasks()
+    portal_cloud.faults.revoke_tokens()  # as if every token had expired at once
+    portal_cloud.faults.clear_requests()
+
+    services.operation_retry(operation=op)
+    tasks()
+
+    assert finished(op).state == Operation.State.SUCCEEDED, op.message_text
+    assert any(e["status"] == 401 for e in portal_cloud.faults.requests())
+    assert requests_matching(portal_cloud, "POST", "/v3/auth/tokens$")
+    assert inventory(admin, cast.soldier) == ONE_VM

@@ -160,3 +160,30 @@ def test_batch_progress_counts_finished_operations() -> None:
     assert batch.done == 4
     assert batch.percent == 50
     assert Batch(kind="launch", total=0).percent == 100
+
+
+def test_the_warning_list_holds_exactly_the_soldiers_a_warning_is_shown_to(settings: Any) -> None:
+    settings.DISCHARGE_WARNING_DAYS = 7
+    today = seoul_today()
+    cases: dict[str, dict[str, Any]] = {
+        "soon": {"discharge_on": today + timedelta(days=7)},
+        "today": {"discharge_on": today},
+        "later": {"discharge_on": today + timedelta(days=8)},
+        "past": {"discharge_on": today - timedelta(days=1)},
+        "postponed_out": {
+            "discharge_on": today + timedelta(days=2),
+            "discharge_postponed_until": today + timedelta(days=30),
+        },
+        "postponed_in": {
+            "discharge_on": today - timedelta(days=3),
+            "discharge_postponed_until": today + timedelta(days=3),
+        },
+        "disabled": {"discharge_on": today + timedelta(days=1), "state": Soldier.State.DISABLED},
+        "no_date": {},
+    }
+    soldiers = [make_soldier(name, **fields) for name, fields in cases.items()]
+
+    listed = set(Soldier.objects.discharge_warning().values_list("name", flat=True))
+
+    assert listed == {"soon", "today", "postponed_in"}
+    assert listed == {s.name for s in soldiers if s.discharge_warning}
