@@ -403,6 +403,7 @@ def _claim_instance(instance: Instance, action: Instance.Action) -> None:
             ),
             action=locked.get_pending_action_display() or action.label,
         )
+    # The caller's copy may be stale: the state checks that follow must see the locked row's.
     instance.status = locked.status
     instance.pending_action = action
 
