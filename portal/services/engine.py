@@ -185,6 +185,15 @@ def finish(
     op.run_after = None
     op.deadline_at = None
     with transaction.atomic():
+        if not (
+            Operation.objects.select_for_update()
+            .filter(pk=op.pk, state__in=Operation.ACTIVE_STATES)
+            .exists()
+        ):
+            # A worker whose lease lapsed while it was still busy: the operation was handed on
+            # and has already ended; the later word must not overwrite it or count it twice.
+            logger.warning("operation %s already ended; not ending it again as %s", op.pk, state)
+            return
         save_fields(
             op,
             "state",

@@ -155,3 +155,20 @@ def test_retrying_a_failed_batch_operation_takes_it_out_of_the_failed_count() ->
     assert (op.retries, op.message) == (0, "")
     assert batch.failed == 0
     assert queued_tasks_for(op) == 1
+
+
+def test_an_operation_that_already_ended_is_not_ended_or_counted_again(
+    offline_cloud: None,
+) -> None:
+    batch = Batch.objects.create(kind="discharge", total=1)
+    op = Operation.objects.create(kind=Operation.Kind.DISCHARGE, soldier=soldier(), batch=batch)
+    stale = Operation.objects.get(pk=op.pk)  # what a worker whose lease lapsed still holds
+    assert services.operation_run(operation_id=op.pk) == "succeeded"
+
+    engine.finish(stale, Operation.State.FAILED, "late news")
+
+    op.refresh_from_db()
+    batch.refresh_from_db()
+    assert op.state == Operation.State.SUCCEEDED
+    assert op.message != "late news"
+    assert (batch.succeeded, batch.failed) == (1, 0)
