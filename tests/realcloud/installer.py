@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ PACKAGES: dict[str, list[str]] = {
         "neutron",
         "glance",
         "PyMySQL",
-        str(BINDALL),
+        "codesquare-realcloud-bindall",  # from BINDALL, see _bindall_sources()
     ],
 }
 
@@ -63,15 +64,18 @@ def find_python() -> str:
     )
 
 
+def _bindall_sources() -> list[Path]:
+    return [BINDALL / "pyproject.toml", *sorted((BINDALL / "codesquare_bindall").glob("*.py"))]
+
+
 def _fingerprint(mode: str, python: str) -> str:
     digest = hashlib.sha256()
     digest.update(CONSTRAINTS.read_bytes())
     digest.update(python.encode())
     digest.update("\n".join(PACKAGES[mode]).encode())
     if mode == "full":
-        for path in sorted(BINDALL.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.read_bytes())
+        for path in _bindall_sources():
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -107,9 +111,19 @@ def ensure_venv(mode: str, *, log: Path) -> tuple[Path, float]:
             str(CONSTRAINTS),
         ]
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
+        with tempfile.TemporaryDirectory() as scratch, open(log, "ab") as out:
+            wanted_packages = list(PACKAGES[mode])
+            if "codesquare-realcloud-bindall" in wanted_packages:
+                # Built from a copy: a build in place would leave build/ and *.egg-info in the
+                # project's tree.
+                copy = Path(scratch) / "bindall"
+                for source in _bindall_sources():
+                    target = copy / source.relative_to(BINDALL)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(source, target)
+                wanted_packages[wanted_packages.index("codesquare-realcloud-bindall")] = str(copy)
             done = subprocess.run(
-                [*pip, *PACKAGES[mode]], stdout=out, stderr=subprocess.STDOUT, check=False
+                [*pip, *wanted_packages], stdout=out, stderr=subprocess.STDOUT, check=False
             )
         if done.returncode != 0:
             raise RuntimeError(f"pip install for the real cloud failed; see {log}")
