@@ -80,11 +80,6 @@ def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_requ
     assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
 
 
-@pytest.mark.postgres_only
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="threads need a server database; SQLite is covered by the process test below",
-)
 def test_two_threads_acting_on_one_vm_one_is_refused_and_makes_no_cloud_call(
     cast: Cast, tasks: Any, portal_cloud: Any
 ) -> None:
