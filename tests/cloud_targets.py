@@ -77,11 +77,11 @@ def _start_real_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clo
     owned = True
     if shared and (Path(shared) / "state.json").is_file():
         healthy, lines = cloud.status(Path(shared))
-        running = cloud.load(Path(shared))
         if not healthy:
             raise pytest.UsageError(
                 f"the real cloud in {shared} is not healthy:\n" + "\n".join(lines)
             )
+        running = cloud.load(Path(shared))
         if not SERVICES_BY_TARGET[TARGET] <= running.services:
             raise pytest.UsageError(
                 f"CODESQUARE_TEST_CLOUD={TARGET} needs a {mode} cloud; "
