@@ -33,6 +33,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1000,
         help="Nova's [api] max_limit: largest page of servers",
     )
+    parser.add_argument(
+        "--address-refresh-seconds",
+        type=float,
+        default=1.0,
+        help="how long a server's addresses lag a floating IP's association or release",
+    )
     parser.add_argument("--reset", action="store_true", help="forget all state and seed afresh")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         build_seconds=args.build_seconds,
         token_ttl=args.token_ttl,
         max_limit=args.max_limit,
+        address_refresh_seconds=args.address_refresh_seconds,
     )
     cloud = Cloud(config)
     server = make_server(cloud, args.host, args.port)

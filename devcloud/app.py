@@ -38,6 +38,9 @@ class Config:
     build_seconds: float = 2.0
     token_ttl: int = 3600
     max_limit: int = 1000
+    # How long Nova's network info cache lags Neutron: a floating IP shows in a server's
+    # addresses only this long after it is associated, and lingers this long after release.
+    address_refresh_seconds: float = 1.0
 
     @property
     def db_path(self) -> Path:

@@ -27,6 +27,7 @@ from devcloud.core import (
     now,
     parse_time,
 )
+from devcloud.network import STALE_ADDRESS
 
 if TYPE_CHECKING:
     from devcloud.app import Cloud
@@ -501,10 +502,18 @@ class Compute(Service):
                 port = self.store.get("port", ref["id"])
                 if port is not None and port["device_id"] == server["id"]:
                     ports.setdefault(server["id"], []).append(port)
+        # Nova's cached view, which lags Neutron (devcloud.network._nova_forgets_later).
+        moment = now()
         fips: dict[str, list[Doc]] = {}
         for fip in self.store.values("floatingip"):
-            if fip.get("port_id"):
+            if fip.get("port_id") and moment >= (fip.get("_nova_after") or 0.0):
                 fips.setdefault(fip["port_id"], []).append(fip)
+        for stale in self.store.values(STALE_ADDRESS):
+            shown = fips.setdefault(stale["port_id"], [])
+            if moment < stale["until"] and all(
+                f["floating_ip_address"] != stale["floating_ip_address"] for f in shown
+            ):
+                shown.append(stale)
         names = {n["id"]: n["name"] for n in self.store.values("network")}
         return ports, fips, names
 

@@ -69,6 +69,8 @@ EXTENSIONS = (
 OWNER_ROUTER_INTERFACE = "network:router_interface"
 OWNER_ROUTER_GATEWAY = "network:router_gateway"
 OWNER_FLOATINGIP = "network:floatingip"
+# Floating addresses Nova still lists for a port after their release (see _nova_forgets_later).
+STALE_ADDRESS = "nova_stale_address"
 PAGING_KEYS = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse"}
 
 
@@ -952,6 +954,7 @@ class Network(Service):
         self.delete_port_record(port)
 
     def _disassociate(self, fip: Doc) -> None:
+        self._nova_forgets_later(fip)
         fip.update(
             {"port_id": None, "fixed_ip_address": None, "router_id": None, "_active_after": None}
         )
@@ -1344,6 +1347,9 @@ class Network(Service):
 
     def _associate(self, fip: Doc, assoc: tuple[Doc, str, str]) -> None:
         port, fixed, router_id = assoc
+        if fip.get("port_id") != port["id"]:
+            self._nova_forgets_later(fip)
+            fip["_nova_after"] = now() + self.cloud.config.address_refresh_seconds
         fip.update(
             {
                 "port_id": port["id"],
@@ -1351,6 +1357,28 @@ class Network(Service):
                 "router_id": router_id,
                 "_active_after": now() + min(self.cloud.config.build_seconds, 1.0) / 2,
             }
+        )
+
+    # Nova lists floating IPs in a server's addresses from its network info cache, which
+    # Neutron's network-changed event refreshes about a second after every association
+    # change: a new address appears late (fip["_nova_after"]) and a released one lingers.
+    def _nova_forgets_later(self, fip: Doc) -> None:
+        """Keep a released address in Nova's view of its port for the refresh delay."""
+        port_id = fip.get("port_id")
+        moment = now()
+        if not port_id or moment < (fip.get("_nova_after") or 0.0):
+            return  # Nova never showed it, so it has nothing to forget
+        for stale in self.store.values(STALE_ADDRESS):
+            if stale["until"] <= moment:
+                self.store.delete(STALE_ADDRESS, stale["id"])
+        self.store.put(
+            STALE_ADDRESS,
+            {
+                "id": f"{fip['id']}:{port_id}",
+                "port_id": port_id,
+                "floating_ip_address": fip["floating_ip_address"],
+                "until": moment + self.cloud.config.address_refresh_seconds,
+            },
         )
 
     def create_fip(self, req: Request) -> Response:
@@ -1481,6 +1509,7 @@ class Network(Service):
         for port in self.store.values("port"):
             if port["device_id"] == fip["id"] and port["device_owner"] == OWNER_FLOATINGIP:
                 self.delete_port_record(port)
+        self._nova_forgets_later(fip)
         self.store.delete("floatingip", fip["id"])
         return Response(204)
 

@@ -206,8 +206,17 @@ def _step_server(op: Operation, client: OpenStackClient) -> None:
     instance.save(update_fields=["server_id", "status", "updated_at"])
 
 
-def mirror_server(instance: Instance, server: Server, now: datetime) -> None:
-    """Copy a server's decoded state onto its mirror row (no save)."""
+def mirror_server(
+    instance: Instance, server: Server, now: datetime, *, floating_ip: str | None = None
+) -> None:
+    """Copy a server's decoded state onto its mirror row (no save).
+
+    ``floating_ip`` is what Neutron says is bound to the server, when the caller knows it;
+    without it the mirror keeps its floating IP. Nova's ``addresses`` are no source for it:
+    they come from a cache that Neutron's network-changed event refreshes about a second
+    after each change, so right after binding they lack the new address and right after a
+    release they still show the old one.
+    """
     instance.status = server.status_raw or str(server.status)
     instance.vm_state = str(server.vm_state)
     instance.task_state = server.task_state or ""
@@ -225,9 +234,9 @@ def mirror_server(instance: Instance, server: Server, now: datetime) -> None:
         for a in server.addresses
     ]
     fixed = server.fixed_addresses
-    floating = server.floating_addresses
     instance.fixed_ip = fixed[0].addr if fixed else instance.fixed_ip
-    instance.floating_ip = floating[0].addr if floating else ""
+    if floating_ip is not None:
+        instance.floating_ip = floating_ip
     if fixed and not instance.network_name:
         instance.network_name = fixed[0].network
     instance.host = server.host or ""
@@ -382,7 +391,7 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
 
 
 def _step_sync(op: Operation, client: OpenStackClient) -> None:
-    """Refresh the mirror once more, now with the floating address."""
+    """Refresh the mirror once more (the floating address stays the one Neutron gave)."""
     _refresh(_instance(op), client)
 
 

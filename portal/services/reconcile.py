@@ -56,6 +56,11 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     fips = client.list_floating_ips()
     now = timezone.now()
     stats = {"servers": len(servers), "floating_ips": len(fips)}
+    server_of_fip = _servers_of_floating_ips(fips, servers)
+    floating_of: dict[str, str] = {}
+    for fip in fips:
+        if fip.id in server_of_fip:
+            floating_of.setdefault(server_of_fip[fip.id], fip.floating_ip_address)
 
     projects = {p.keystone_id: p for p in Project.objects.exclude(keystone_id="")}
     instances = list(
@@ -73,7 +78,7 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
             continue  # its operation refreshes it; a stale listing must not overwrite that
         server = servers.get(instance.server_id or "")
         if server is not None and server.status is not ServerStatus.DELETED:
-            mirror_server(instance, server, now)
+            mirror_server(instance, server, now, floating_ip=floating_of.get(server.id, ""))
             updated.append(instance)
         else:
             mark_terminated(instance, now)
@@ -108,12 +113,12 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
             owner_id=project.soldier_id,
             name=server.name,
         )
-        mirror_server(instance, server, now)
+        mirror_server(instance, server, now, floating_ip=floating_of.get(server.id, ""))
         adopted.append(instance)
     Instance.objects.bulk_create(adopted, batch_size=500)
     stats["adopted"] = len(adopted)
 
-    stats.update(_reconcile_floating_ips(fips, servers, now))
+    stats.update(_reconcile_floating_ips(fips, server_of_fip, now))
     _record_drift(
         Drift.Kind.UNOWNED_SERVER,
         {s.id: (s.project_id, s.name) for s in unowned},
@@ -130,15 +135,50 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     save_fields(op, "progress")
 
 
-def _reconcile_floating_ips(
-    fips: Sequence[CloudFloatingIP], servers: dict[str, Server], now: datetime
-) -> dict[str, int]:
-    by_address: dict[str, str] = {}
+def _servers_of_floating_ips(
+    fips: Sequence[CloudFloatingIP], servers: dict[str, Server]
+) -> dict[str, str]:
+    """The server each bound floating IP belongs to, by Neutron's word: {fip id: server id}.
+
+    A floating IP names its port and fixed address. The port is matched to the mirror that
+    recorded it, else the fixed address to a server of the floating IP's project (Neutron
+    binds a floating IP only to a port of its own project). Nova's floating addresses, which
+    lag every change by about a second, are the last resort: an admin can bind across
+    projects.
+    """
+    by_port = dict(
+        Instance.objects.filter(server_id__in=set(servers))
+        .exclude(port_id="")
+        .values_list("port_id", "server_id")
+    )
+    by_fixed: dict[tuple[str, str], str] = {}
+    by_floating: dict[str, str] = {}
     for server in servers.values():
+        if server.status is ServerStatus.DELETED:
+            continue
+        for address in server.fixed_addresses:
+            by_fixed[(server.project_id, address.addr)] = server.id
         for address in server.floating_addresses:
-            by_address[address.addr] = server.id
+            by_floating[address.addr] = server.id
+    found: dict[str, str] = {}
+    for fip in fips:
+        if not fip.port_id:
+            continue
+        server_id = (
+            by_port.get(fip.port_id)
+            or by_fixed.get((fip.project_id or "", fip.fixed_ip_address or ""))
+            or by_floating.get(fip.floating_ip_address)
+        )
+        if server_id:
+            found[fip.id] = server_id
+    return found
+
+
+def _reconcile_floating_ips(
+    fips: Sequence[CloudFloatingIP], server_of_fip: dict[str, str], now: datetime
+) -> dict[str, int]:
     instance_of = dict(
-        Instance.objects.filter(server_id__in=set(by_address.values())).values_list(
+        Instance.objects.filter(server_id__in=set(server_of_fip.values())).values_list(
             "server_id", "pk"
         )
     )
@@ -149,7 +189,7 @@ def _reconcile_floating_ips(
     orphans: dict[str, tuple[str, str]] = {}
     for fip in fips:
         seen.add(fip.id)
-        server_id = by_address.get(fip.floating_ip_address)
+        server_id = server_of_fip.get(fip.id)
         instance_pk = instance_of.get(server_id) if server_id else None
         record = records.get(fip.id)
         if record is None:

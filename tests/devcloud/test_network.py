@@ -48,6 +48,17 @@ def port_of(tenant: Tenant, server_id: str) -> dict[str, Any]:
     return port
 
 
+def floating_shown(tenant: Tenant, server_id: str) -> list[str]:
+    """The floating addresses Nova lists for a server."""
+    server = tenant.member.get("compute", f"/servers/{server_id}").json()["server"]
+    return [
+        a["addr"]
+        for entries in server["addresses"].values()
+        for a in entries
+        if a["OS-EXT-IPS:type"] == "floating"
+    ]
+
+
 def test_members_see_their_own_shared_and_external_networks(cloud: Cloud, tenant: Tenant) -> None:
     network_id, _ = own_network(tenant)
     other = cloud.tenant()
@@ -103,9 +114,8 @@ def test_a_floating_ip_needs_a_router_from_the_ports_subnet_to_public(
     assert again.status_code == 409
     assert again.json()["NeutronError"]["type"] == "FloatingIPPortAlreadyAssociated"
 
-    server = tenant.member.get("compute", f"/servers/{server_id}").json()["server"]
-    kinds = {a["OS-EXT-IPS:type"]: a["addr"] for a in next(iter(server["addresses"].values()))}
-    assert kinds["floating"] == fip["floating_ip_address"]
+    # Nova shows the address once its network info cache catches up (see the test below).
+    assert wait_for(lambda: floating_shown(tenant, server_id)) == [fip["floating_ip_address"]]
 
     # A router with interfaces cannot go; the interface serving a floating IP cannot either.
     assert tenant.member.delete("network", f"/routers/{router_id}").status_code == 409
@@ -257,3 +267,31 @@ def test_networks_in_use_and_bad_bodies(cloud: Cloud, tenant: Tenant) -> None:
     assert "cidr" in bad_cidr.json()["NeutronError"]["message"]
     shared = tenant.member.post("network", "/networks", {"network": {"shared": True}})
     assert shared.status_code == 403
+
+
+def test_server_addresses_lag_floating_ip_changes_as_novas_cache_does(
+    cloud: Cloud, tenant: Tenant
+) -> None:
+    """A real Nova lists a floating IP about a second after it is bound and after it is gone.
+
+    Neutron is the truth at once; the server's addresses follow when Neutron's network-changed
+    event has refreshed Nova's cache (devcloud's --address-refresh-seconds, 1 s by default).
+    """
+    server_id = boot(tenant.member, cloud)
+    wait_status(tenant.member, server_id, "ACTIVE")
+    port = port_of(tenant, server_id)
+    created = tenant.member.post(
+        "network",
+        "/floatingips",
+        {"floatingip": {"floating_network_id": cloud.network_id("public"), "port_id": port["id"]}},
+    )
+    assert created.status_code == 201, created.text
+    fip = created.json()["floatingip"]
+    listed = tenant.member.get("network", "/floatingips", params={"port_id": port["id"]})
+    assert [f["id"] for f in listed.json()["floatingips"]] == [fip["id"]]
+    assert floating_shown(tenant, server_id) == []
+    assert wait_for(lambda: floating_shown(tenant, server_id)) == [fip["floating_ip_address"]]
+
+    assert tenant.member.delete("network", f"/floatingips/{fip['id']}").status_code == 204
+    assert floating_shown(tenant, server_id) == [fip["floating_ip_address"]]
+    wait_for(lambda: floating_shown(tenant, server_id) == [])

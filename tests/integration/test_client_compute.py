@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -103,7 +104,11 @@ def test_server_lifecycle_in_the_soldiers_project(
     )
     assert (fip.port_id, fip.fixed_ip_address) == (port.id, port.fixed_ips[0].ip_address)
     assert client.list_floating_ips(port_id=port.id) == [client.get_floating_ip(fip.id)]
-    shown = client.get_server(server_id)
+    # Nova lists it once Neutron's network-changed event has refreshed its cache, a second on.
+    deadline = time.monotonic() + WAIT
+    while not (shown := client.get_server(server_id)).floating_addresses:
+        assert time.monotonic() < deadline, "the floating IP never showed in the server"
+        time.sleep(0.1)
     assert [a.addr for a in shown.addresses if a.kind is AddressKind.FLOATING] == [
         fip.floating_ip_address
     ]
