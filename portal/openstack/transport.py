@@ -10,12 +10,14 @@ errors of ``portal.openstack.errors``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -71,10 +73,42 @@ def normalise_endpoint(service: str, url: str) -> str:
     return url + _DEFAULT_VERSION_SUFFIX.get(service, "")
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange as the client saw it (auth calls included)."""
+
+    method: str
+    url: str
+    path: str  # the URL's path, without the query
+    status: int
+
+
+ExchangeObserver = Callable[[Exchange], None]
+_observers: list[ExchangeObserver] = []
+
+
+@contextlib.contextmanager
+def observe_exchanges(observer: ExchangeObserver) -> Iterator[None]:
+    """Call ``observer`` with every exchange any client of this process makes, while inside.
+
+    It counts calls on the client's side, so a count means the same against any cloud: tests
+    use it to check how many calls an operation makes; it sees neither headers nor bodies.
+    """
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
+
+
 def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     """One line per HTTP exchange, the auth calls included; never headers or bodies."""
     request = response.request
     split = urlsplit(str(request.url))
+    if _observers:
+        exchange = Exchange(str(request.method), str(request.url), split.path, response.status_code)
+        for observer in list(_observers):
+            observer(exchange)
     path = split.path + (f"?{split.query}" if split.query else "")
     level = logging.WARNING if response.status_code >= 500 else logging.INFO
     http_log.log(
