@@ -1,4 +1,7 @@
-"""Fixtures for portal-against-devcloud tests: settings pointed at devcloud, tasks run in-process.
+"""Fixtures for portal-against-cloud tests: settings pointed at the cloud, tasks run in-process.
+
+The cloud is CODESQUARE_TEST_CLOUD's target (devcloud by default, or the real one), except for
+tests that take the ``devcloud`` fixture for what only devcloud offers (see ``PortalCloud``).
 
 Tasks are run by django-tasks-db's own ``Worker.run_task`` in the test thread, in queue order,
 sleeping only until the next delayed task (a wait for ACTIVE) is due; so a test sees the same
@@ -7,8 +10,10 @@ code path as ``manage.py db_worker`` without a second process (one test starts t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -28,14 +33,16 @@ from django_tasks_db.models import DBTaskResult
 from portal import cloud, services
 from portal.models import Operation, Soldier, VmTemplate
 from portal.openstack import OpenStackClient
+from portal.openstack.transport import Exchange, observe_exchanges
+from tests.cloud_targets import CloudTarget
 from tests.conftest import ROOT, clean_env, run_manage
 
 _names = itertools.count(1)
 
 
 def unique(prefix: str) -> str:
-    """A name no other test in this session uses (devcloud is shared by the session)."""
-    return f"{prefix}{next(_names)}-{int(time.time() * 1000) % 100000}"
+    """A name no other test uses (the cloud is shared by the session, a real one by several)."""
+    return f"{prefix}{next(_names)}-{secrets.token_hex(3)}"
 
 
 @pytest.fixture(autouse=True)
@@ -45,37 +52,95 @@ def _english() -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class PortalCloud:
+    """The cloud the portal talks to in a test: the CODESQUARE_TEST_CLOUD target, or devcloud.
+
+    A test that takes the ``devcloud`` fixture (fault injection, failed builds, the server-side
+    request log) talks to that devcloud and runs on the devcloud target only; every other test
+    talks to ``cloud_target`` and runs on all targets.
+    """
+
+    kind: str
+    clouds_yaml: Path
+    cloud_name: str
+    running_devcloud: Any = None
+
+    @property
+    def faults(self) -> Any:
+        """devcloud's control endpoint; only devcloud-only tests may reach for it."""
+        assert self.running_devcloud is not None, "take the devcloud fixture to inject faults"
+        return self.running_devcloud.faults
+
+
 @pytest.fixture
-def target_devcloud(devcloud: Any) -> Any:
-    """The devcloud the portal talks to; a module may override it with one of its own."""
-    return devcloud
+def target_cloud(request: pytest.FixtureRequest, cloud_target: CloudTarget) -> PortalCloud:
+    """Where the portal points; a module may override it (the call-count tests do)."""
+    if "devcloud" in request.fixturenames:
+        running = request.getfixturevalue("devcloud")
+        return PortalCloud("devcloud", running.clouds_yaml, "devcloud", running)
+    return PortalCloud(
+        cloud_target.kind,
+        cloud_target.clouds_yaml,
+        cloud_target.cloud_name,
+        cloud_target.extra.get("devcloud"),
+    )
 
 
 @pytest.fixture
 def portal_cloud(
-    target_devcloud: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
-    """Point the portal's client at devcloud, with short waits and retries."""
-    devcloud = target_devcloud
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(devcloud.clouds_yaml))
-    settings.OPENSTACK_CLOUD = "devcloud"
+    target_cloud: PortalCloud, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PortalCloud]:
+    """Point the portal's client at the test's cloud, with short waits and retries."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(target_cloud.clouds_yaml))
+    settings.OPENSTACK_CLOUD = target_cloud.cloud_name
     settings.OPENSTACK_NETWORK_MODE = "project"
     settings.OPENSTACK_EXTERNAL_NETWORK = "public"
-    settings.OPERATION_POLL_SECONDS = 0.1
+    settings.OPERATION_POLL_SECONDS = 0.1 if target_cloud.kind == "devcloud" else 0.5
     settings.OPERATION_RETRY_BASE_SECONDS = 0.05
     settings.OPERATION_RETRY_MAX_SECONDS = 0.2
     settings.OPERATION_MAX_RETRIES = 3
     cloud.reset_client()
-    devcloud.faults.reset()
-    devcloud.faults.clear_requests()
-    yield devcloud
-    devcloud.faults.reset()
+    if target_cloud.running_devcloud is not None:
+        target_cloud.faults.reset()
+        target_cloud.faults.clear_requests()
+    yield target_cloud
+    if target_cloud.running_devcloud is not None:
+        target_cloud.faults.reset()
     cloud.reset_client()
+
+
+class CloudCalls:
+    """The cloud calls this process made while recording, counted on the client's side."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+
+    def matching(self, method: str, path: str) -> list[Exchange]:
+        """The exchanges of ``method`` whose URL path matches the regular expression."""
+        return [e for e in self.exchanges if e.method == method and re.search(path, e.path)]
+
+    def mutations(self) -> list[Exchange]:
+        """The calls that change the cloud (a login is a POST but changes nothing)."""
+        return [
+            e
+            for e in self.exchanges
+            if e.method in ("POST", "PUT", "PATCH", "DELETE")
+            and not e.path.endswith("/auth/tokens")
+        ]
+
+
+@contextlib.contextmanager
+def recorded_calls() -> Iterator[CloudCalls]:
+    """Record the cloud calls made inside; the same count against devcloud or a real cloud."""
+    calls = CloudCalls()
+    with observe_exchanges(calls.exchanges.append):
+        yield calls
 
 
 @pytest.fixture
 def admin(portal_cloud: Any) -> OpenStackClient:
-    """The portal's own (admin) client, to look at devcloud the way an operator would."""
+    """The portal's own (admin) client, to look at the cloud the way an operator would."""
     return cloud.get_client()
 
 
@@ -136,7 +201,7 @@ def make_soldier(username: str | None = None, **fields: Any) -> Soldier:
 
 
 @pytest.fixture
-def cast(portal_cloud: Any) -> Cast:
+def cast(portal_cloud: PortalCloud) -> Cast:
     staff = get_user_model().objects.create_user(username=unique("staff"), is_staff=True)
     template = services.vm_template_from_cloud(name=unique("tpl"))
     return Cast(staff=staff, soldier=make_soldier(), template=template)
@@ -179,7 +244,7 @@ def interrupt_before() -> Iterator[Callable[[str], None]]:
 
 
 def inventory(admin: OpenStackClient, soldier: Soldier) -> dict[str, int]:
-    """How many of each thing devcloud holds for this soldier, counted over HTTP."""
+    """How many of each thing the cloud holds for this soldier, counted over HTTP."""
     name = soldier.keystone_user_name
     project_name = f"cs-{name}"
     projects = admin.list_projects(name=project_name)
@@ -228,9 +293,9 @@ ONBOARDED = {**ONE_VM, "servers": 0, "floating_ips": 0}
 
 
 class Site:
-    """A portal installation in a temporary directory, talking to the session's devcloud."""
+    """A portal installation in a temporary directory, talking to the test's cloud."""
 
-    def __init__(self, tmp_path: Path, devcloud: Any) -> None:
+    def __init__(self, tmp_path: Path, target: PortalCloud) -> None:
         self.db_path = tmp_path / "portal.sqlite3"
         self.env = clean_env(
             VAR_DIR=str(tmp_path),
@@ -239,8 +304,8 @@ class Site:
             DEBUG="false",
             SECURE_HTTPS="false",
             ALLOWED_HOSTS="localhost",
-            OS_CLIENT_CONFIG_FILE=str(devcloud.clouds_yaml),
-            OS_CLOUD="devcloud",
+            OS_CLIENT_CONFIG_FILE=str(target.clouds_yaml),
+            OS_CLOUD=target.cloud_name,
             OPERATION_POLL_SECONDS="0.2",
             OPERATION_LEASE_SECONDS="2",
         )
@@ -303,7 +368,7 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, portal_cloud: Any) -> Iterator[Site]:
+def site(tmp_path: Path, portal_cloud: PortalCloud) -> Iterator[Site]:
     site = Site(tmp_path, portal_cloud)
     site.manage("migrate", "--noinput")
     yield site

@@ -6,13 +6,17 @@ import pytest
 
 from portal import services
 from portal.models import Instance, Operation
-from tests.integration.conftest import Cast, make_soldier
+from tests.integration.conftest import Cast, PortalCloud, make_soldier
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.cloud,
+    pytest.mark.needs("identity", "compute", "network", "image"),
+]
 
 
 def test_a_batch_launch_counts_each_vm_and_a_failed_one_can_be_retried(
-    cast: Cast, tasks: Any, portal_cloud: Any
+    devcloud: Any, cast: Cast, tasks: Any, portal_cloud: PortalCloud
 ) -> None:
     soldiers = [cast.soldier, make_soldier(), make_soldier()]
     portal_cloud.faults.fail_builds(1)
@@ -64,7 +68,7 @@ def test_a_batch_power_action_refuses_rows_that_cannot_take_it_and_runs_the_rest
 
 
 def test_retrying_a_batch_restarts_only_its_failed_operations(
-    cast: Cast, tasks: Any, portal_cloud: Any
+    devcloud: Any, cast: Cast, tasks: Any, portal_cloud: PortalCloud
 ) -> None:
     soldiers = [cast.soldier, make_soldier()]
     services.batch_launch(soldiers=soldiers, template=cast.template)

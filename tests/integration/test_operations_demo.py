@@ -10,7 +10,7 @@ from portal.models import Soldier
 from portal.openstack import OpenStackClient
 from tests.integration.conftest import ONBOARDED, Site, inventory
 
-pytestmark = [pytest.mark.cloud]
+pytestmark = [pytest.mark.cloud, pytest.mark.needs("identity", "network", "image", "compute")]
 
 
 def test_demo_data_onboards_the_demo_soldier_with_a_working_password_and_a_template(

@@ -8,13 +8,17 @@ import pytest
 from portal import services
 from portal.models import Operation, ProjectNetwork, Soldier, seoul_today
 from portal.openstack import NotFound, OpenStackClient
-from tests.integration.conftest import Cast, finished, requests_matching
+from tests.integration.conftest import Cast, finished, recorded_calls
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.cloud,
+    pytest.mark.needs("identity", "compute", "network", "image"),
+]
 
 
 def test_the_scheduler_discharges_a_soldier_whose_date_has_passed(
-    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: Any
+    cast: Cast, admin: OpenStackClient, tasks: Any
 ) -> None:
     soldier = cast.soldier
     first = services.instance_launch(soldier=soldier, template=cast.template)
@@ -25,11 +29,10 @@ def test_the_scheduler_discharges_a_soldier_whose_date_has_passed(
     soldier.discharge_on = seoul_today() - timedelta(days=1)
     soldier.save()
     own = ProjectNetwork.objects.get(project__soldier=soldier)
-    portal_cloud.faults.clear_requests()
-
-    report = services.scheduler_tick()
-    assert report.discharges_started == 1
-    tasks()
+    with recorded_calls() as calls:
+        report = services.scheduler_tick()
+        assert report.discharges_started == 1
+        tasks()
 
     op = Operation.objects.get(soldier=soldier, kind=Operation.Kind.DISCHARGE)
     assert finished(op).state == Operation.State.SUCCEEDED, op.message_text
@@ -51,13 +54,10 @@ def test_the_scheduler_discharges_a_soldier_whose_date_has_passed(
 
     # Interfaces, router, subnet, network: the only order Neutron accepts.
     teardown = [
-        e["path"]
-        for e in portal_cloud.faults.requests()
-        if ("/v2.0/routers" in e["path"] and e["method"] in ("PUT", "DELETE"))
-        or (
-            e["method"] == "DELETE"
-            and ("/v2.0/subnets/" in e["path"] or "/v2.0/networks/" in e["path"])
-        )
+        e.path
+        for e in calls.exchanges
+        if ("/v2.0/routers" in e.path and e.method in ("PUT", "DELETE"))
+        or (e.method == "DELETE" and ("/v2.0/subnets/" in e.path or "/v2.0/networks/" in e.path))
     ]
     assert [p.rsplit("/", 2)[-1] if "interface" in p else p.split("/")[-2] for p in teardown] == [
         "remove_router_interface",
@@ -95,18 +95,17 @@ def test_postponing_into_the_past_is_refused(cast: Cast) -> None:
         )
 
 
-def test_discharge_waits_for_a_vm_busy_with_another_action(
-    cast: Cast, tasks: Any, portal_cloud: Any
-) -> None:
+def test_discharge_waits_for_a_vm_busy_with_another_action(cast: Cast, tasks: Any) -> None:
     soldier = cast.soldier
     instance = services.instance_launch(soldier=soldier, template=cast.template)
     tasks()
     instance.refresh_from_db()
     services.instance_power(instance=instance, action=instance.Action.STOP)
-    op = services.soldier_discharge(soldier=soldier, requested_by=cast.staff)
-    tasks()
+    with recorded_calls() as calls:
+        op = services.soldier_discharge(soldier=soldier, requested_by=cast.staff)
+        tasks()
 
     assert finished(op).state == Operation.State.SUCCEEDED, op.message_text
     instance.refresh_from_db()
     assert instance.status == "DELETED"
-    assert len(requests_matching(portal_cloud, "DELETE", "/servers/")) >= 1
+    assert len(calls.matching("DELETE", "/servers/")) >= 1

@@ -14,7 +14,12 @@ from portal.models import Instance, Operation
 from portal.openstack import OpenStackClient
 from tests.integration.conftest import ONE_VM, Cast, finished, inventory, requests_matching
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+# Every test here injects faults, which only devcloud can: devcloud-only.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.cloud,
+    pytest.mark.usefixtures("devcloud"),
+]
 
 
 def launch(cast: Cast) -> tuple[Instance, Operation]:

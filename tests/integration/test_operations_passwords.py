@@ -10,7 +10,11 @@ from portal.models import Operation
 from portal.openstack import OpenStackClient, Unauthorized
 from tests.integration.conftest import Cast
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.cloud,
+    pytest.mark.needs("identity", "network"),
+]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Power actions against devcloud, and the one-operation-per-VM guard under concurrency."""
+"""Power actions, and the one-operation-per-VM guard under concurrency (any cloud target)."""
 
 import subprocess
 import sys
@@ -12,9 +12,22 @@ from django.db import connection
 from portal import services
 from portal.models import Instance, Operation, PowerState
 from tests.conftest import ROOT
-from tests.integration.conftest import Cast, Site, finished, launch_code, requests_matching, unique
+from tests.integration.conftest import (
+    Cast,
+    PortalCloud,
+    Site,
+    finished,
+    launch_code,
+    recorded_calls,
+    requests_matching,
+    unique,
+)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cloud]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.cloud,
+    pytest.mark.needs("identity", "compute", "network", "image"),
+]
 
 
 def running_vm(cast: Cast, tasks: Any) -> Instance:
@@ -52,20 +65,22 @@ def test_stop_start_and_reboots_drive_the_server_and_its_mirror(cast: Cast, task
 
 
 def test_an_action_the_state_forbids_is_refused_without_calling_the_cloud(
-    cast: Cast, tasks: Any, portal_cloud: Any
+    cast: Cast, tasks: Any
 ) -> None:
     instance = running_vm(cast, tasks)
-    portal_cloud.faults.clear_requests()
-    with pytest.raises(services.OperationRefused, match="not possible while the VM is ACTIVE"):
+    with (
+        recorded_calls() as calls,
+        pytest.raises(services.OperationRefused, match="not possible while the VM is ACTIVE"),
+    ):
         services.instance_power(instance=instance, action=Instance.Action.START)
-    assert portal_cloud.faults.requests() == []
+    assert calls.exchanges == []
     instance.refresh_from_db()
     assert instance.pending_action == ""
     assert not instance.operations.filter(kind=Operation.Kind.POWER).exists()
 
 
 def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_request_id(
-    cast: Cast, tasks: Any, portal_cloud: Any
+    devcloud: Any, cast: Cast, tasks: Any, portal_cloud: PortalCloud
 ) -> None:
     instance = running_vm(cast, tasks)
     portal_cloud.faults.add(
@@ -81,10 +96,9 @@ def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_requ
 
 
 def test_two_threads_acting_on_one_vm_one_is_refused_and_makes_no_cloud_call(
-    cast: Cast, tasks: Any, portal_cloud: Any
+    cast: Cast, tasks: Any
 ) -> None:
     instance = running_vm(cast, tasks)
-    portal_cloud.faults.clear_requests()
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
 
@@ -102,21 +116,23 @@ def test_two_threads_acting_on_one_vm_one_is_refused_and_makes_no_cloud_call(
         threading.Thread(target=act, args=(Instance.Action.STOP,)),
         threading.Thread(target=act, args=(Instance.Action.REBOOT_HARD,)),
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with recorded_calls() as calls:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
 
     refused = [o for o in outcomes if isinstance(o, services.OperationRefused)]
     accepted = [o for o in outcomes if isinstance(o, Operation)]
     assert len(refused) == 1
     assert len(accepted) == 1
     assert "already has an operation in progress" in str(refused[0])
-    assert portal_cloud.faults.requests() == []
+    assert calls.exchanges == []
 
-    tasks()
+    with recorded_calls() as calls:
+        tasks()
     assert finished(accepted[0]).state == Operation.State.SUCCEEDED
-    assert len(requests_matching(portal_cloud, "POST", "/action$")) == 1
+    assert len(calls.matching("POST", "/action$")) == 1
     assert Operation.objects.filter(instance=instance, kind=Operation.Kind.POWER).count() == 1
 
 
@@ -145,8 +161,9 @@ except services.OperationRefused as exc:
 
 
 def test_two_processes_acting_on_one_vm_at_once_one_is_refused_and_makes_no_cloud_call(
-    site: Site, portal_cloud: Any
+    devcloud: Any, site: Site, portal_cloud: PortalCloud
 ) -> None:
+    # Other processes make the calls, so only the cloud's own request log can count them.
     op_id = int(site.shell(launch_code(unique("race"))))
     worker = site.start_worker()
     site.wait_for(op_id, lambda state, step: state == "succeeded")

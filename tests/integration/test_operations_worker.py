@@ -14,9 +14,17 @@ import pytest
 
 from portal.models import Soldier
 from portal.openstack import OpenStackClient
-from tests.integration.conftest import ONBOARDED, ONE_VM, Site, inventory, launch_code, unique
+from tests.integration.conftest import (
+    ONBOARDED,
+    ONE_VM,
+    PortalCloud,
+    Site,
+    inventory,
+    launch_code,
+    unique,
+)
 
-pytestmark = [pytest.mark.cloud]
+pytestmark = [pytest.mark.cloud, pytest.mark.needs("identity", "compute", "network", "image")]
 
 
 def test_db_worker_runs_a_launch_and_a_delete_queued_by_another_process(
@@ -44,7 +52,7 @@ def test_db_worker_runs_a_launch_and_a_delete_queued_by_another_process(
 
 
 def test_a_worker_killed_mid_launch_is_replaced_and_the_launch_ends_exactly_once(
-    site: Site, admin: OpenStackClient, portal_cloud: Any
+    devcloud: Any, site: Site, admin: OpenStackClient, portal_cloud: PortalCloud
 ) -> None:
     username = unique("kil")
     op_id = int(site.shell(launch_code(username)))
