@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 ROLES = ("admin", "member", "reader", "manager", "service")
 SERVICE_USERS = ("nova", "neutron", "glance", "placement")
 
-# (id, name, vcpus, ram MiB, disk GiB). m1.colossal fits on no host: booting it ends in
-# ERROR "No valid host was found", the way an oversized flavor fails on a real scheduler.
+# (id, name, vcpus, ram MiB, disk GiB). m1.colossal fits on no host: under default quotas Nova
+# refuses it first (403 over cores and ram); where quotas allow it, booting ends in ERROR
+# "No valid host was found", the way an oversized flavor fails on a real scheduler.
 FLAVORS = (
     ("1", "m1.tiny", 1, 512, 1),
     ("2", "m1.small", 1, 2048, 20),
