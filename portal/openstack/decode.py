@@ -258,12 +258,17 @@ def decode_role_assignment(raw: Json) -> RoleAssignment:
     )
 
 
+def _neutron_project_id(raw: Json) -> str | None:
+    # Neutron still sends the legacy tenant_id beside project_id; older deployments only it.
+    return _str_or_none(raw.get("project_id") or raw.get("tenant_id"))
+
+
 def decode_network(raw: Json) -> Network:
     return Network(
         id=str(raw["id"]),
         name=str(raw.get("name") or ""),
         status=str(raw.get("status", "")),
-        project_id=_str_or_none(raw.get("project_id") or raw.get("tenant_id")),
+        project_id=_neutron_project_id(raw),
         shared=bool(raw.get("shared", False)),
         external=bool(raw.get("router:external", False)),
         subnet_ids=tuple(str(s) for s in raw.get("subnets") or ()),
@@ -282,7 +287,7 @@ def decode_subnet(raw: Json) -> Subnet:
         gateway_ip=_str_or_none(raw.get("gateway_ip")),
         enable_dhcp=bool(raw.get("enable_dhcp", True)),
         dns_nameservers=tuple(str(s) for s in raw.get("dns_nameservers") or ()),
-        project_id=_str_or_none(raw.get("project_id") or raw.get("tenant_id")),
+        project_id=_neutron_project_id(raw),
     )
 
 
@@ -299,7 +304,7 @@ def decode_router(raw: Json) -> Router:
         id=str(raw["id"]),
         name=str(raw.get("name") or ""),
         status=str(raw.get("status", "")),
-        project_id=_str_or_none(raw.get("project_id") or raw.get("tenant_id")),
+        project_id=_neutron_project_id(raw),
         external_network_id=_str_or_none(gateway.get("network_id")),
         external_fixed_ips=_fixed_ips(gateway.get("external_fixed_ips")),
         admin_state_up=bool(raw.get("admin_state_up", True)),
@@ -324,7 +329,7 @@ def decode_security_group(raw: Json) -> SecurityGroup:
         id=str(raw["id"]),
         name=str(raw.get("name") or ""),
         description=str(raw.get("description") or ""),
-        project_id=_str_or_none(raw.get("project_id") or raw.get("tenant_id")),
+        project_id=_neutron_project_id(raw),
         rules=tuple(_rule(r) for r in raw.get("security_group_rules") or ()),
     )
 
@@ -339,7 +344,7 @@ def decode_port(raw: Json) -> Port:
         device_id=str(raw.get("device_id") or ""),
         device_owner=str(raw.get("device_owner") or ""),
         status=str(raw.get("status", "")),
-        project_id=_str_or_none(raw.get("project_id") or raw.get("tenant_id")),
+        project_id=_neutron_project_id(raw),
         security_group_ids=tuple(str(s) for s in raw.get("security_groups") or ()),
     )
 
@@ -353,7 +358,7 @@ def decode_floating_ip(raw: Json) -> FloatingIP:
         port_id=_str_or_none(raw.get("port_id")),
         router_id=_str_or_none(raw.get("router_id")),
         status=str(raw.get("status", "")),
-        project_id=_str_or_none(raw.get("project_id") or raw.get("tenant_id")),
+        project_id=_neutron_project_id(raw),
         description=str(raw.get("description") or ""),
         created_at=parse_time(raw.get("created_at")),
         updated_at=parse_time(raw.get("updated_at")),
