@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -98,26 +99,36 @@ def _soldier_project(op: Operation) -> Project:
     return project
 
 
+def _find_or_create[T](find: Callable[[], T | None], create: Callable[[], T]) -> T:
+    """Find by name, else create; a 409 means another worker just created it, so find again."""
+    found = find()
+    if found is not None:
+        return found
+    try:
+        return create()
+    except errors.Conflict:
+        found = find()
+        if found is None:
+            raise
+        return found
+
+
 def _step_user(op: Operation, client: OpenStackClient) -> None:
     """Find the Keystone user by name, or create it (409 means someone just did)."""
     soldier = op.soldier
     assert soldier is not None
     if soldier.keystone_user_id:
         return
-    user = client.find_user(soldier.keystone_user_name, domain_id=domain_id())
-    if user is None:
-        try:
-            # The first password is never shown: staff issue one with a reset, seen once.
-            user = client.create_user(
-                name=soldier.keystone_user_name,
-                domain_id=domain_id(),
-                password=secrets.token_urlsafe(24),
-                description=f"CodeSquare {soldier.service_number}",
-            )
-        except errors.Conflict:
-            user = client.find_user(soldier.keystone_user_name, domain_id=domain_id())
-            if user is None:
-                raise
+    # The first password is never shown: staff issue one with a reset, seen once.
+    user = _find_or_create(
+        lambda: client.find_user(soldier.keystone_user_name, domain_id=domain_id()),
+        lambda: client.create_user(
+            name=soldier.keystone_user_name,
+            domain_id=domain_id(),
+            password=secrets.token_urlsafe(24),
+            description=f"CodeSquare {soldier.service_number}",
+        ),
+    )
     soldier.keystone_user_id = user.id
     soldier.save(update_fields=["keystone_user_id", "updated_at"])
 
@@ -127,19 +138,16 @@ def _step_project(op: Operation, client: OpenStackClient) -> None:
     project = _soldier_project(op)
     if project.keystone_id:
         return
-    found = client.find_project(project.name, domain_id=domain_id())
-    if found is None:
-        try:
-            assert op.soldier is not None
-            found = client.create_project(
-                name=project.name,
-                domain_id=domain_id(),
-                description=f"CodeSquare {op.soldier.service_number}",
-            )
-        except errors.Conflict:
-            found = client.find_project(project.name, domain_id=domain_id())
-            if found is None:
-                raise
+    soldier = op.soldier
+    assert soldier is not None
+    found = _find_or_create(
+        lambda: client.find_project(project.name, domain_id=domain_id()),
+        lambda: client.create_project(
+            name=project.name,
+            domain_id=domain_id(),
+            description=f"CodeSquare {soldier.service_number}",
+        ),
+    )
     project.keystone_id = found.id
     project.save(update_fields=["keystone_id", "updated_at"])
 
