@@ -13,8 +13,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+# PowerState is re-exported: models, services and tests share the client's one enum.
+from portal.openstack.types import PowerState as PowerState
+from portal.openstack.types import ServerStatus
+from portal.status import POWER_STATE_CHOICES as POWER_STATE_CHOICES
+from portal.status import power_state_label
 
 
 def seoul_today() -> date:
@@ -108,7 +114,8 @@ class Project(models.Model):
 
     soldier = models.OneToOneField(Soldier, on_delete=models.PROTECT, related_name="project")
     keystone_id = models.CharField(_("Keystone project id"), max_length=64, blank=True)
-    name = models.CharField(_("Keystone project name"), max_length=255, unique=True)
+    # Keystone refuses project names over 64 characters.
+    name = models.CharField(_("Keystone project name"), max_length=64, unique=True)
     # The network this project's VMs are attached to (shared, or the portal-owned one below).
     network_id = models.CharField(_("network id"), max_length=64, blank=True)
     roles_granted = models.BooleanField(_("roles granted"), default=False)
@@ -169,23 +176,8 @@ class VmTemplate(models.Model):
         return self.name
 
 
-class PowerState(models.IntegerChoices):
-    """Nova's power_state codes (nova/objects/fields.py); other numbers display as unknown."""
-
-    NOSTATE = 0, pgettext_lazy("power state", "No state")
-    RUNNING = 1, pgettext_lazy("power state", "Running")
-    PAUSED = 3, pgettext_lazy("power state", "Paused")
-    SHUTDOWN = 4, pgettext_lazy("power state", "Shutdown")
-    CRASHED = 6, pgettext_lazy("power state", "Crashed")
-    SUSPENDED = 7, pgettext_lazy("power state", "Suspended")
-
-
-def power_state_label(value: int | None) -> str:
-    if value is None:
-        return str(_("Unknown"))
-    if value in PowerState.values:
-        return str(PowerState(value).label)
-    return str(_("Unknown (%(code)s)") % {"code": value})
+# One enum per concept: the client's typed statuses, with the labels people read.
+SERVER_STATUS_CHOICES = [(s.value, s.value) for s in ServerStatus]
 
 
 class Instance(models.Model):
@@ -216,14 +208,21 @@ class Instance(models.Model):
     network_name = models.CharField(_("network"), max_length=255, blank=True)
     security_group_id = models.CharField(_("security group id"), max_length=64, blank=True)
     port_id = models.CharField(_("port id"), max_length=64, blank=True)
-    status = models.CharField(_("status"), max_length=32, blank=True)
+    status = models.CharField(_("status"), max_length=32, choices=SERVER_STATUS_CHOICES, blank=True)
     vm_state = models.CharField(_("VM state"), max_length=32, blank=True)
     task_state = models.CharField(_("task state"), max_length=64, blank=True)
     power_state = models.IntegerField(
-        _("power state"), choices=PowerState.choices, null=True, blank=True
+        _("power state"), choices=POWER_STATE_CHOICES, null=True, blank=True
     )
     launched_at = models.DateTimeField(_("launched"), null=True, blank=True)
     terminated_at = models.DateTimeField(_("terminated"), null=True, blank=True)
+    # Nova's strings as sent (``launched_at`` has no offset), shown beside the KST time.
+    launched_at_raw = models.CharField(_("launched (as sent)"), max_length=40, blank=True)
+    terminated_at_raw = models.CharField(_("terminated (as sent)"), max_length=40, blank=True)
+    # Uptime: when the portal first saw power RUNNING after a launch, start or reboot.
+    # (``launched_at`` is when Nova spawned the guest, not when it was last switched on.)
+    running_since = models.DateTimeField(_("running since"), null=True, blank=True)
+    fault = models.TextField(_("cloud fault"), blank=True)
     addresses = models.JSONField(_("addresses"), default=list, blank=True)
     fixed_ip = models.CharField(_("fixed IP"), max_length=64, blank=True)
     floating_ip = models.CharField(_("floating IP"), max_length=64, blank=True)
@@ -256,7 +255,7 @@ class Instance(models.Model):
 
     @property
     def is_terminated(self) -> bool:
-        return self.status == "DELETED"
+        return self.status == ServerStatus.DELETED
 
 
 class FloatingIP(models.Model):
@@ -338,8 +337,11 @@ class Operation(models.Model):
         RUNNING = "running", _("Running")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
+        # Staff withdrew it before it started (a batch's "cancel rows not started").
+        CANCELLED = "cancelled", _("Cancelled")
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+    END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED)
@@ -373,6 +375,9 @@ class Operation(models.Model):
     error_detail = models.TextField(_("technical detail"), blank=True)
     request_ids = models.JSONField(_("OpenStack request ids"), default=list, blank=True)
     lease_expires_at = models.DateTimeField(_("worker lease expires"), null=True, blank=True)
+    # The fencing token of the worker that holds the lease: every write of a running operation
+    # is conditional on it, so a worker whose lease lapsed cannot overwrite its successor.
+    claim = models.CharField(_("worker claim"), max_length=32, blank=True)
     run_after = models.DateTimeField(_("next run"), null=True, blank=True)
     deadline_at = models.DateTimeField(_("wait deadline"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -400,7 +405,7 @@ class Operation(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+        return self.state in self.END_STATES
 
     @property
     def message_text(self) -> str:
@@ -422,6 +427,7 @@ class Drift(models.Model):
         UNOWNED_SERVER = "unowned_server", _("Server outside every soldier project")
         ORPHAN_FLOATING_IP = "orphan_floating_ip", _("Portal floating IP without a server")
         DELETED_OUTSIDE = "deleted_outside", _("Server deleted outside the portal")
+        USER_WITHOUT_SOLDIER = "user_without_soldier", _("Keystone user without a soldier")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     resource_id = models.CharField(_("resource id"), max_length=64)
@@ -430,6 +436,8 @@ class Drift(models.Model):
     first_seen_at = models.DateTimeField(_("first seen"), default=timezone.now)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
     resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    # Staff looked at it and decided to leave it; reconcile keeps the row but lists it apart.
+    ignored_at = models.DateTimeField(_("ignored"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("drift")

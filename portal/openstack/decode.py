@@ -173,6 +173,8 @@ def decode_server(raw: Json) -> Server:
         hypervisor_hostname=_str_or_none(raw.get("OS-EXT-SRV-ATTR:hypervisor_hostname")),
         fault=_server_fault(raw.get("fault")),
         metadata=MappingProxyType({str(k): str(v) for k, v in metadata.items()}),
+        launched_at_raw=str(raw.get("OS-SRV-USG:launched_at") or ""),
+        terminated_at_raw=str(raw.get("OS-SRV-USG:terminated_at") or ""),
     )
 
 

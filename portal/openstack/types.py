@@ -16,8 +16,11 @@ from types import MappingProxyType
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-class PowerState(enum.Enum):
-    """Nova's ``OS-EXT-STS:power_state`` (nova/objects/fields.py); UNKNOWN keeps no number."""
+class PowerState(enum.IntEnum):
+    """Nova's ``OS-EXT-STS:power_state`` (nova/objects/fields.py); UNKNOWN keeps no number.
+
+    An ``IntEnum``, so the portal's mirror (which stores Nova's number) compares with it.
+    """
 
     NOSTATE = 0
     RUNNING = 1
@@ -153,6 +156,10 @@ class Server:
     fault: ServerFault | None
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     status_raw: str = ""
+    # The times exactly as Nova wrote them (``launched_at`` has no offset), for people who
+    # compare with the cloud's own logs.
+    launched_at_raw: str = ""
+    terminated_at_raw: str = ""
 
     @property
     def fixed_addresses(self) -> tuple[Address, ...]:

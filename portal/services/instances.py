@@ -27,7 +27,7 @@ from portal.models import (
 )
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
-from portal.openstack.types import RebootType, Server, ServerStatus
+from portal.openstack.types import PowerState, RebootType, Server, ServerStatus, VmState
 from portal.services.engine import (
     OperationRefused,
     StepFailed,
@@ -217,12 +217,25 @@ def mirror_server(
     after each change, so right after binding they lack the new address and right after a
     release they still show the old one.
     """
+    was_running = instance.power_state == PowerState.RUNNING and instance.status not in (
+        ServerStatus.REBOOT,
+        ServerStatus.HARD_REBOOT,
+    )
     instance.status = server.status_raw or str(server.status)
     instance.vm_state = str(server.vm_state)
     instance.task_state = server.task_state or ""
     instance.power_state = server.power_state_raw
     instance.launched_at = server.launched_at
     instance.terminated_at = server.terminated_at
+    instance.launched_at_raw = server.launched_at_raw
+    instance.terminated_at_raw = server.terminated_at_raw
+    instance.fault = server.fault.message if server.fault else ""
+    running = server.power_state is PowerState.RUNNING and server.status is ServerStatus.ACTIVE
+    if not running:
+        instance.running_since = None
+    elif not was_running or instance.running_since is None:
+        # First sight of RUNNING after a launch, a start or the end of a reboot.
+        instance.running_since = now
     instance.addresses = [
         {
             "network": a.network,
@@ -256,6 +269,10 @@ MIRROR_FIELDS = [
     "power_state",
     "launched_at",
     "terminated_at",
+    "launched_at_raw",
+    "terminated_at_raw",
+    "running_since",
+    "fault",
     "addresses",
     "fixed_ip",
     "floating_ip",
@@ -493,10 +510,11 @@ def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
 
 def mark_terminated(instance: Instance, now: datetime) -> None:
     """Mark a mirror as a deleted server (no save)."""
-    instance.status = "DELETED"
-    instance.vm_state = "deleted"
+    instance.status = ServerStatus.DELETED
+    instance.vm_state = VmState.DELETED
     instance.task_state = ""
     instance.power_state = None
+    instance.running_since = None
     instance.floating_ip = ""
     instance.terminated_at = instance.terminated_at or now
     instance.last_synced_at = now

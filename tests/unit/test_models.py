@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import translation
 
 from portal.models import (
+    POWER_STATE_CHOICES,
     Batch,
     Instance,
     Operation,
@@ -63,7 +64,8 @@ def test_power_state_display_names_known_codes_and_numbers_unknown_ones(
 
 
 def test_power_state_choices_are_novas_codes() -> None:
-    assert PowerState.values == [0, 1, 3, 4, 6, 7]
+    assert [code for code, _label in POWER_STATE_CHOICES] == [0, 1, 3, 4, 6, 7]
+    assert all(code == PowerState(code) for code, _label in POWER_STATE_CHOICES)
 
 
 def test_power_state_display_is_korean_by_default(settings: Any) -> None:
