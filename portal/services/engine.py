@@ -10,9 +10,11 @@ counted from the step's start, instead of holding a worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -52,6 +54,14 @@ class OperationRefused(Exception):
     def __str__(self) -> str:
         text = gettext(self.message)
         return text % self.params if self.params else text
+
+
+class ClaimLost(Exception):
+    """This worker no longer holds the operation (its lease lapsed and another took it over).
+
+    Raised before a write or a cloud call; the worker stops at once and leaves the operation to
+    its new owner.
+    """
 
 
 class StepFailed(Exception):
@@ -148,12 +158,30 @@ def _claim(operation_id: int) -> bool:
         .filter(Q(run_after__isnull=True) | Q(run_after__lte=now + timedelta(seconds=1)))
         .update(
             state=Operation.State.RUNNING,
+            claim=uuid.uuid4().hex,
             lease_expires_at=now + _lease(),
             attempts=F("attempts") + 1,
             started_at=Coalesce(F("started_at"), Value(now)),
             run_after=None,
         )
     )
+
+
+@contextlib.contextmanager
+def fenced(op: Operation) -> Iterator[None]:
+    """A transaction for a step's writes that commits only while this worker holds ``op``.
+
+    The conditional UPDATE on the operation row takes its lock first, so a worker whose lease
+    lapsed cannot write after its successor claimed the operation (raises ``ClaimLost``).
+    """
+    with transaction.atomic():
+        if op.claim and not (
+            Operation.objects.filter(
+                pk=op.pk, claim=op.claim, state=Operation.State.RUNNING
+            ).update(updated_at=timezone.now())
+        ):
+            raise ClaimLost(op.pk)
+        yield
 
 
 def save_fields(op: Operation, *fields: str) -> None:
@@ -371,6 +399,73 @@ def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operat
                 failed=F("failed") - 1, finished_at=None
             )
         enqueue(op)
+    return op
+
+
+def claim_instance(instance: Instance, action: Instance.Action) -> None:
+    """The concurrency guard: one pending action per VM, set by a conditional UPDATE.
+
+    Under PostgreSQL the row lock makes a concurrent caller wait and then see the action already
+    set; under SQLite the IMMEDIATE transaction serializes writers the same way.
+    """
+    locked = Instance.objects.select_for_update().get(pk=instance.pk)
+    if locked.pending_action or not Instance.objects.filter(
+        pk=instance.pk, pending_action=""
+    ).update(pending_action=action):
+        raise OperationRefused(
+            gettext_noop(
+                "This VM already has an operation in progress (%(action)s); "
+                "try again when it finishes."
+            ),
+            action=locked.get_pending_action_display() or action.label,
+        )
+    # The caller's copy may be stale: the state checks that follow must see the locked row's.
+    for name in ("status", "task_state", "power_state", "server_id", "deleted_outside_portal"):
+        setattr(instance, name, getattr(locked, name))
+    instance.pending_action = action
+
+
+def start_operation(
+    *,
+    kind: Operation.Kind,
+    lock_key: str,
+    soldier: Soldier | None = None,
+    instance: Instance | None = None,
+    action: Instance.Action | None = None,
+    check: Callable[[Instance], None] | None = None,
+    requested_by: Any = None,
+    batch: Batch | None = None,
+    params: dict[str, Any] | None = None,
+    run_now: bool = False,
+) -> Operation:
+    """Claim the VM for ``action``, record the operation, point the VM at it and queue it.
+
+    One transaction: a refusal (``OperationRefused``, from the claim, from ``check`` on the
+    locked VM, or from the one-active-operation-per-key index) leaves nothing behind.
+    ``run_now`` runs the steps in this process after the commit instead of queueing a task.
+    """
+    with transaction.atomic():
+        if instance is not None and action is not None:
+            claim_instance(instance, action)
+            if check is not None:
+                check(instance)
+        op = create_operation(
+            kind=kind,
+            lock_key=lock_key,
+            soldier=soldier,
+            instance=instance,
+            requested_by=requested_by,
+            batch=batch,
+            params={**({"action": str(action)} if action else {}), **(params or {})},
+        )
+        if instance is not None and action is not None:
+            Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
+            instance.pending_operation = op
+        if not run_now:
+            enqueue(op)
+    if run_now:
+        operation_run(operation_id=op.pk)
+        op.refresh_from_db()
     return op
 
 

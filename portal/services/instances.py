@@ -1,7 +1,7 @@
 """VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions.
 
-Each VM has at most one pending action at a time (``_claim_instance``); the mirror fields of an
-``Instance`` are refreshed from the server by every step that reads it.
+Each VM has at most one pending action at a time (``engine.claim_instance``); the mirror fields
+of an ``Instance`` are refreshed from the server by every step that reads it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from portal.services.engine import (
     poll_seconds,
     register,
     save_fields,
+    start_operation,
 )
 from portal.services.onboarding import external_network_id, project_name, soldier_onboard
 
@@ -412,48 +413,25 @@ def _step_sync(op: Operation, client: OpenStackClient) -> None:
     _refresh(_instance(op), client)
 
 
-def _claim_instance(instance: Instance, action: Instance.Action) -> None:
-    """The concurrency guard: one pending action per VM, set by a conditional UPDATE.
-
-    Under PostgreSQL the row lock makes a concurrent caller wait and then see the action already
-    set; under SQLite the IMMEDIATE transaction serializes writers the same way.
-    """
-    locked = Instance.objects.select_for_update().get(pk=instance.pk)
-    if locked.pending_action or not Instance.objects.filter(
-        pk=instance.pk, pending_action=""
-    ).update(pending_action=action):
-        raise OperationRefused(
-            gettext_noop(
-                "This VM already has an operation in progress (%(action)s); "
-                "try again when it finishes."
-            ),
-            action=locked.get_pending_action_display() or action.label,
-        )
-    # The caller's copy may be stale: the state checks that follow must see the locked row's.
-    instance.status = locked.status
-    instance.pending_action = action
-
-
 def instance_delete(
     *, instance: Instance, requested_by: Any = None, batch: Batch | None = None
 ) -> Operation:
     """Queue the leak-proof delete: portal-owned floating IPs, then the server, then the mirror."""
-    with transaction.atomic():
-        _claim_instance(instance, Instance.Action.DELETE)
-        if instance.status == "DELETED":
+
+    def check(locked: Instance) -> None:
+        if locked.status == ServerStatus.DELETED:
             raise OperationRefused(gettext_noop("This VM is already deleted."))
-        op = create_operation(
-            kind=Operation.Kind.DELETE,
-            lock_key=f"instance:{instance.pk}",
-            soldier=instance.owner,
-            instance=instance,
-            requested_by=requested_by,
-            batch=batch,
-            params={"action": str(Instance.Action.DELETE)},
-        )
-        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
-        enqueue(op)
-    return op
+
+    return start_operation(
+        kind=Operation.Kind.DELETE,
+        lock_key=f"instance:{instance.pk}",
+        soldier=instance.owner,
+        instance=instance,
+        action=Instance.Action.DELETE,
+        check=check,
+        requested_by=requested_by,
+        batch=batch,
+    )
 
 
 def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
@@ -527,18 +505,24 @@ def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
     instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
 
 
-_POWER_ALLOWED: dict[str, set[str]] = {
-    Instance.Action.START: {"SHUTOFF"},
-    Instance.Action.STOP: {"ACTIVE"},
-    Instance.Action.REBOOT_SOFT: {"ACTIVE"},
-    Instance.Action.REBOOT_HARD: {"ACTIVE", "SHUTOFF", "ERROR", "REBOOT", "HARD_REBOOT"},
+_POWER_ALLOWED: dict[str, set[ServerStatus]] = {
+    Instance.Action.START: {ServerStatus.SHUTOFF},
+    Instance.Action.STOP: {ServerStatus.ACTIVE},
+    Instance.Action.REBOOT_SOFT: {ServerStatus.ACTIVE},
+    Instance.Action.REBOOT_HARD: {
+        ServerStatus.ACTIVE,
+        ServerStatus.SHUTOFF,
+        ServerStatus.ERROR,
+        ServerStatus.REBOOT,
+        ServerStatus.HARD_REBOOT,
+    },
 }
 
 _POWER_TARGET = {
-    Instance.Action.START: "ACTIVE",
-    Instance.Action.STOP: "SHUTOFF",
-    Instance.Action.REBOOT_SOFT: "ACTIVE",
-    Instance.Action.REBOOT_HARD: "ACTIVE",
+    Instance.Action.START: ServerStatus.ACTIVE,
+    Instance.Action.STOP: ServerStatus.SHUTOFF,
+    Instance.Action.REBOOT_SOFT: ServerStatus.ACTIVE,
+    Instance.Action.REBOOT_HARD: ServerStatus.ACTIVE,
 }
 
 
@@ -552,26 +536,25 @@ def instance_power(
     """Queue start, stop, or a soft/hard reboot; refused at once when the VM's state forbids it."""
     if action not in _POWER_ALLOWED:
         raise OperationRefused(gettext_noop("%(action)s is not a power action."), action=action)
-    with transaction.atomic():
-        _claim_instance(instance, action)
-        if instance.status not in _POWER_ALLOWED[action]:
+
+    def check(locked: Instance) -> None:
+        if locked.status not in _POWER_ALLOWED[action]:
             raise OperationRefused(
                 gettext_noop("%(action)s is not possible while the VM is %(status)s."),
                 action=Instance.Action(action).label,
-                status=instance.status or "-",
+                status=locked.status or "-",
             )
-        op = create_operation(
-            kind=Operation.Kind.POWER,
-            lock_key=f"instance:{instance.pk}",
-            soldier=instance.owner,
-            instance=instance,
-            requested_by=requested_by,
-            batch=batch,
-            params={"action": str(action)},
-        )
-        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
-        enqueue(op)
-    return op
+
+    return start_operation(
+        kind=Operation.Kind.POWER,
+        lock_key=f"instance:{instance.pk}",
+        soldier=instance.owner,
+        instance=instance,
+        action=Instance.Action(action),
+        check=check,
+        requested_by=requested_by,
+        batch=batch,
+    )
 
 
 def _step_power_action(op: Operation, client: OpenStackClient) -> None:
