@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -177,7 +178,11 @@ OPENSTACK_MEMBER_ROLE = env.str("OPENSTACK_MEMBER_ROLE", default="member")
 OPENSTACK_SERVICE_ROLE = env.str("OPENSTACK_SERVICE_ROLE", default="admin")
 OPENSTACK_DOMAIN = env.str("OPENSTACK_DOMAIN", default="default")
 OPENSTACK_PROJECT_PREFIX = env.str("OPENSTACK_PROJECT_PREFIX", default="cs-")
+# Availability zones templates and forced hosts may use (empty: any zone).
 OPENSTACK_ALLOWED_ZONES = env.list("OPENSTACK_ALLOWED_ZONES", default=["nova"])
+# Usernames never given to soldiers, besides the cloud's well-known service users and the
+# portal's own (portal/validation.py).
+OPENSTACK_RESERVED_USER_NAMES = env.list("OPENSTACK_RESERVED_USER_NAMES", default=[])
 DISCHARGE_WARNING_DAYS = env.int("DISCHARGE_WARNING_DAYS", default=14)
 # Past this, a VM still building is shown as "taking longer than usual".
 STATUS_BUILD_SLOW_SECONDS = env.float("STATUS_BUILD_SLOW_SECONDS", default=300)
@@ -194,6 +199,12 @@ OPERATION_POWER_TIMEOUT_SECONDS = env.float("OPERATION_POWER_TIMEOUT_SECONDS", d
 OPERATION_DISCHARGE_TIMEOUT_SECONDS = env.float("OPERATION_DISCHARGE_TIMEOUT_SECONDS", default=1800)
 OPERATION_RETRY_MAX_SECONDS = env.float("OPERATION_RETRY_MAX_SECONDS", default=60)
 OPERATION_STALE_GRACE_SECONDS = env.float("OPERATION_STALE_GRACE_SECONDS", default=60)
+# A create whose answer was lost (timeout, dropped connection) is looked for this long (and at
+# least twice OPENSTACK_TIMEOUT) before it is tried again.
+OPERATION_UNKNOWN_OUTCOME_SECONDS = env.float("OPERATION_UNKNOWN_OUTCOME_SECONDS", default=60)
+# A discharge that fails is retried by the scheduler after this long, doubling each time.
+DISCHARGE_RETRY_BASE_SECONDS = env.float("DISCHARGE_RETRY_BASE_SECONDS", default=300)
+DISCHARGE_RETRY_MAX_SECONDS = env.float("DISCHARGE_RETRY_MAX_SECONDS", default=86_400)
 RECONCILE_INTERVAL_SECONDS = env.float("RECONCILE_INTERVAL_SECONDS", default=300)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

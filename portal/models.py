@@ -10,8 +10,10 @@ import uuid
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -21,6 +23,14 @@ from portal.openstack.types import PowerState as PowerState
 from portal.openstack.types import ServerStatus
 from portal.status import POWER_STATE_CHOICES as POWER_STATE_CHOICES
 from portal.status import power_state_label
+from portal.validation import (
+    dates_problem,
+    validate_person_name,
+    validate_service_number,
+    validate_template_name,
+    validate_username,
+    validate_zone,
+)
 
 
 def seoul_today() -> date:
@@ -51,8 +61,10 @@ class Soldier(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="soldier"
     )
-    service_number = models.CharField(_("service number"), max_length=32, unique=True)
-    name = models.CharField(_("name"), max_length=100)
+    service_number = models.CharField(
+        _("service number"), max_length=32, unique=True, validators=[validate_service_number]
+    )
+    name = models.CharField(_("name"), max_length=100, validators=[validate_person_name])
     unit = models.CharField(_("unit"), max_length=100, blank=True)
     enlisted_on = models.DateField(_("enlistment date"), null=True, blank=True)
     discharge_on = models.DateField(_("discharge date"), null=True, blank=True)
@@ -61,7 +73,9 @@ class Soldier(models.Model):
         _("cloud access kept until"), null=True, blank=True
     )
     keystone_user_id = models.CharField(_("Keystone user id"), max_length=64, blank=True)
-    keystone_user_name = models.CharField(_("Keystone user name"), max_length=255, unique=True)
+    keystone_user_name = models.CharField(
+        _("Keystone user name"), max_length=255, unique=True, validators=[validate_username]
+    )
     state = models.CharField(
         _("state"), max_length=16, choices=State.choices, default=State.PENDING
     )
@@ -74,9 +88,20 @@ class Soldier(models.Model):
         verbose_name = _("soldier")
         verbose_name_plural = _("soldiers")
         ordering = ["service_number"]
+        constraints = [
+            # Keystone (on MySQL) treats "Kim" and "kim" as one name: so does the portal.
+            models.UniqueConstraint(
+                Lower("keystone_user_name"), name="one_soldier_per_keystone_name_in_any_case"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.service_number})"
+
+    def clean(self) -> None:
+        problem = dates_problem(self.enlisted_on, self.discharge_on)
+        if problem is not None:
+            raise ValidationError({"discharge_on": str(problem)})
 
     @property
     def effective_discharge_on(self) -> date | None:
@@ -155,7 +180,9 @@ class ProjectNetwork(models.Model):
 class VmTemplate(models.Model):
     """What a soldier may ask for. The security group is a name resolved to an id per project."""
 
-    name = models.CharField(_("name"), max_length=100, unique=True)
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_template_name]
+    )
     description = models.TextField(_("description"), blank=True)
     image_id = models.CharField(_("image id"), max_length=64)
     image_name = models.CharField(_("image name"), max_length=255, blank=True)
@@ -164,7 +191,9 @@ class VmTemplate(models.Model):
     # Empty: the soldier project's network (shared or portal-owned).
     network_id = models.CharField(_("network id"), max_length=64, blank=True)
     security_group = models.CharField(_("security group name"), max_length=255, default="default")
-    availability_zone = models.CharField(_("availability zone"), max_length=255, blank=True)
+    availability_zone = models.CharField(
+        _("availability zone"), max_length=255, blank=True, validators=[validate_zone]
+    )
     is_active = models.BooleanField(_("offered to soldiers"), default=True)
 
     class Meta:
@@ -226,6 +255,9 @@ class Instance(models.Model):
     addresses = models.JSONField(_("addresses"), default=list, blank=True)
     fixed_ip = models.CharField(_("fixed IP"), max_length=64, blank=True)
     floating_ip = models.CharField(_("floating IP"), max_length=64, blank=True)
+    # Saved before a floating IP is created and written into its description: the proof that an
+    # unrecorded floating IP on this VM's port is the portal's (a description alone is not).
+    floating_ip_token = models.CharField(_("floating IP request"), max_length=32, blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
     requested_host = models.CharField(_("requested host"), max_length=255, blank=True)
     availability_zone = models.CharField(_("availability zone"), max_length=255, blank=True)
@@ -294,6 +326,7 @@ class Batch(models.Model):
     total = models.PositiveIntegerField(_("total"), default=0)
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
+    cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
@@ -307,7 +340,7 @@ class Batch(models.Model):
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.cancelled
 
     @property
     def percent(self) -> int:

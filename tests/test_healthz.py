@@ -78,3 +78,30 @@ def test_healthz_over_gunicorn_is_503_when_the_database_is_unreachable(
     assert body["status"] == "error"
     assert body["database"] == "unreachable"
     assert "secret" not in response.text
+
+
+@pytest.mark.django_db
+def test_healthz_answers_a_probe_whatever_its_host_header(client: Client) -> None:
+    # Load balancers probe by address; ALLOWED_HOSTS refuses that host for every other page.
+    probe = client.get("/healthz", headers={"host": "10.0.0.5:8000"})
+    page = client.get("/admin/login/", headers={"host": "10.0.0.5:8000"})
+
+    assert probe.status_code == 200
+    assert probe.json() == {"status": "ok", "database": "ok"}
+    assert page.status_code == 400
+
+
+def test_healthz_over_gunicorn_answers_an_unknown_host_and_says_nothing_internal(
+    child_env: dict[str, str],
+) -> None:
+    child_env["DATABASE_URL"] = "postgres://portal:secret@127.0.0.1:1/codesquare"
+    child_env["ALLOWED_HOSTS"] = "portal.codesquare.example"
+    with gunicorn(child_env) as url:
+        response = requests.get(
+            url + "/healthz", timeout=10, allow_redirects=False, headers={"Host": "10.1.2.3"}
+        )
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "unreachable"}
+    for internal in ("secret", "127.0.0.1", "postgres", "OperationalError", "5432"):
+        assert internal not in response.text

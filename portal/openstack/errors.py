@@ -98,6 +98,13 @@ class Timeout(Unavailable):
     """No answer within the request timeout."""
 
 
+class IncompleteListing(OpenStackError):
+    """A collection could not be read to its end (its next links loop, or never end).
+
+    What was read is not the whole collection: nothing may be concluded from an item's absence.
+    """
+
+
 class WaitTimeout(OpenStackError):
     """``wait_for_server`` reached its deadline before the server got where it was waited for."""
 

@@ -32,6 +32,7 @@ from portal.openstack.config import APPLICATION_CREDENTIAL, CloudConfig
 from portal.openstack.errors import (
     ConfigurationError,
     EndpointNotFound,
+    IncompleteListing,
     NotFound,
     OpenStackError,
     Timeout,
@@ -85,6 +86,28 @@ class Exchange:
 
 ExchangeObserver = Callable[[Exchange], None]
 _observers: list[ExchangeObserver] = []
+_guards = threading.local()
+
+
+@contextlib.contextmanager
+def guard_requests(check: Callable[[str], None]) -> Iterator[None]:
+    """Call ``check(method)`` before every request this thread makes, while inside.
+
+    ``check`` raises to stop the call before it is sent: the operations engine uses it so that
+    a worker that lost its claim on an operation makes no further cloud call.
+    """
+    previous = getattr(_guards, "check", None)
+    _guards.check = check
+    try:
+        yield
+    finally:
+        _guards.check = previous
+
+
+def _guard(method: str) -> None:
+    check = getattr(_guards, "check", None)
+    if check is not None:
+        check(method)
 
 
 @contextlib.contextmanager
@@ -257,6 +280,7 @@ class Transport:
         url = str(self.plugin.auth_url)
         attempt = 0
         while True:
+            _guard("GET")  # a login changes nothing in the cloud
             try:
                 self.plugin.get_access(self.session)
                 break
@@ -374,6 +398,7 @@ class Transport:
         reauthenticated = False
         attempt = 0
         while True:
+            _guard(method)
             if authenticated:
                 all_headers["X-Auth-Token"] = token
             try:
@@ -461,11 +486,10 @@ class Transport:
             next_query += [(k, v) for k, v in base if k not in present]
             signature = tuple(sorted(next_query))
             if signature in seen:
-                log.warning("%s: next link repeats itself; stopping", path)
-                return
+                raise IncompleteListing(f"{path}: the next link repeats itself")
             seen.add(signature)
             query = next_query
-        raise OpenStackError(f"{path}: more than {MAX_PAGES} pages")
+        raise IncompleteListing(f"{path}: more than {MAX_PAGES} pages")
 
     # --- compute microversion -------------------------------------------------------------
 

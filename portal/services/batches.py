@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from portal.models import (
     Batch,
@@ -39,9 +40,16 @@ def batch_launch(
                 )
             except OperationRefused as exc:
                 refusals.append(f"{soldier}: {exc}")
-        batch.total = batch.operations.count()
-        batch.save(update_fields=["total"])
+        seal_batch(batch)
     return batch, refusals
+
+
+def seal_batch(batch: Batch) -> None:
+    """Fix the batch's total once its operations are queued; a batch of none is finished."""
+    batch.total = batch.operations.count()
+    if batch.total == 0:
+        batch.finished_at = timezone.now()
+    batch.save(update_fields=["total", "finished_at"])
 
 
 def batch_instances(
@@ -67,8 +75,7 @@ def batch_instances(
                     )
             except OperationRefused as exc:
                 refusals.append(f"{instance}: {exc}")
-        batch.total = batch.operations.count()
-        batch.save(update_fields=["total"])
+        seal_batch(batch)
     return batch, refusals
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -22,15 +22,20 @@ from portal.models import (
     seoul_today,
 )
 from portal.openstack import OpenStackClient, errors
+from portal.openstack.types import ServerStatus
 from portal.services.engine import (
+    RETRY_FROM,
     OperationRefused,
     StepFailed,
     Wait,
     create_operation,
     enqueue,
+    fenced,
+    operation_retry,
     poll_seconds,
     register,
     save_fields,
+    setting,
 )
 from portal.services.instances import instance_delete
 
@@ -64,32 +69,73 @@ def soldier_discharge(*, soldier: Soldier, requested_by: Any = None) -> Operatio
     return op
 
 
-def soldiers_discharge_due(*, today: date | None = None) -> list[Operation]:
-    """Start a discharge for every soldier whose (possibly postponed) date has passed."""
+def soldiers_discharge_due(
+    *, today: date | None = None, now: datetime | None = None
+) -> list[Operation]:
+    """Start a discharge for every soldier whose (possibly postponed) date has passed.
+
+    A discharge that failed stays one failed operation for staff to see; it is retried after
+    ``DISCHARGE_RETRY_BASE_SECONDS``, doubling at each failure up to the maximum, not started
+    afresh at every tick.
+    """
     today = today or seoul_today()
+    now = now or timezone.now()
     due = Soldier.objects.exclude(state=Soldier.State.DISABLED).filter(
         Q(discharge_postponed_until__isnull=True, discharge_on__lt=today)
         | Q(discharge_postponed_until__lt=today, discharge_on__lt=today)
     )
     started = []
     for soldier in due:
+        last = (
+            Operation.objects.filter(soldier=soldier, kind=Operation.Kind.DISCHARGE)
+            .order_by("-created_at")
+            .first()
+        )
         try:
-            started.append(soldier_discharge(soldier=soldier))
+            if last is not None and last.state == Operation.State.FAILED:
+                if now < _next_discharge_try(last):
+                    continue
+                last.progress["automatic_retries"] = (
+                    int(last.progress.get("automatic_retries", 0)) + 1
+                )
+                Operation.objects.filter(pk=last.pk).update(progress=last.progress)
+                started.append(operation_retry(operation=last))
+            else:
+                started.append(soldier_discharge(soldier=soldier))
         except OperationRefused:
             continue  # something is already running for this soldier; next tick tries again
     return started
+
+
+def _next_discharge_try(failed: Operation) -> datetime:
+    """When the scheduler may retry a failed discharge: backoff doubling per failure."""
+    retries = int(failed.progress.get("automatic_retries", 0))
+    delay = min(
+        setting("DISCHARGE_RETRY_BASE_SECONDS") * 2**retries,
+        setting("DISCHARGE_RETRY_MAX_SECONDS"),
+    )
+    return (failed.finished_at or timezone.now()) + timedelta(seconds=delay)
 
 
 def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
     """Start the leak-proof delete of every VM not already deleted or deleting."""
     assert op.soldier is not None
     busy = False
-    children: list[int] = list(op.progress.get("children", []))
-    for instance in op.soldier.instances.exclude(status="DELETED"):
+    # Deletes that ended before (a retried discharge) are not waited on again: a VM whose
+    # delete failed gets a new one below.
+    children: list[int] = list(
+        Operation.objects.active()
+        .filter(pk__in=op.progress.get("children", []))
+        .values_list("pk", flat=True)
+    )
+    for instance in op.soldier.instances.exclude(status=ServerStatus.DELETED):
         if instance.pending_action == Instance.Action.DELETE:
+            if instance.pending_operation_id and instance.pending_operation_id not in children:
+                children.append(instance.pending_operation_id)
             continue
         try:
-            child = instance_delete(instance=instance, requested_by=op.requested_by)
+            with fenced(op):
+                child = instance_delete(instance=instance, requested_by=op.requested_by)
         except OperationRefused:
             busy = True  # another action is running on it; try again after it finishes
             continue
@@ -113,7 +159,7 @@ def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | N
             name=failed.instance.name if failed.instance else "-",
             reason=failed.message_text,
         )
-    if op.soldier.instances.exclude(status="DELETED").exists():
+    if op.soldier.instances.exclude(status=ServerStatus.DELETED).exists():
         return Wait(poll_seconds())
     return None
 
@@ -141,7 +187,8 @@ def _step_remove_router_interface(op: Operation, client: OpenStackClient) -> Non
         with contextlib.suppress(errors.NotFound):
             client.remove_router_interface(own.router_id, own.subnet_id)
         own.interface_attached = False
-        own.save(update_fields=["interface_attached"])
+        with fenced(op):
+            own.save(update_fields=["interface_attached"])
 
 
 def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) -> None:
@@ -152,7 +199,8 @@ def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) 
     with contextlib.suppress(errors.NotFound):
         delete(getattr(own, attribute))
     setattr(own, attribute, "")
-    own.save(update_fields=[attribute])
+    with fenced(op):
+        own.save(update_fields=[attribute])
 
 
 def _step_delete_router(op: Operation, client: OpenStackClient) -> None:
@@ -170,15 +218,17 @@ def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
     own = _teardown_network(op)
     _delete_owned(op, "network_id", client.delete_network)
     if own is not None:
-        ProjectNetwork.objects.filter(pk=own.pk).update(removed_at=timezone.now())
-        Project.objects.filter(pk=own.project_id).update(network_id="")
+        with fenced(op):
+            ProjectNetwork.objects.filter(pk=own.pk).update(removed_at=timezone.now())
+            Project.objects.filter(pk=own.project_id).update(network_id="")
 
 
 def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
     """Record the soldier as disabled."""
     assert op.soldier is not None
     op.soldier.state = Soldier.State.DISABLED
-    op.soldier.save(update_fields=["state", "updated_at"])
+    with fenced(op):
+        op.soldier.save(update_fields=["state", "updated_at"])
 
 
 register(
@@ -196,3 +246,6 @@ register(
     ],
     success=gettext_noop("The soldier's VMs were deleted and their account disabled."),
 )
+# A retried discharge starts again at deleting the VMs: the failed delete it stopped on is
+# retried (or the VM was deleted by hand meanwhile) instead of being waited on again.
+RETRY_FROM[Operation.Kind.DISCHARGE] = "delete_vms"

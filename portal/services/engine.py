@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
@@ -35,6 +37,7 @@ from portal.models import (
     Soldier,
 )
 from portal.openstack import OpenStackClient, errors
+from portal.openstack.transport import guard_requests
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,9 @@ StepFunction = Callable[[Operation, OpenStackClient], "Wait | None"]
 # Filled by the use-case modules at import: the ordered step names of each kind of operation,
 # every step's function, and what people read when an operation of that kind succeeds.
 STEPS: dict[str, list[str]] = {}
+# Recorded as operations but run in the request that asked (a password is never queued): the
+# engine never claims, resumes or retries them.
+SYNCHRONOUS_KINDS = frozenset({Operation.Kind.PASSWORD_CHANGE, Operation.Kind.PASSWORD_RESET})
 STEP_FUNCTIONS: dict[str, StepFunction] = {}
 SUCCESS_MESSAGES: dict[str, str] = {}
 
@@ -99,18 +105,18 @@ def register(kind: str, steps: Sequence[tuple[str, StepFunction]], *, success: s
     SUCCESS_MESSAGES[kind] = success
 
 
-def setting(name: str, default: float) -> float:
-    """A numeric tuning setting (see .env.example); tests shorten them."""
-    return float(getattr(settings, name, default))
+def setting(name: str) -> float:
+    """A numeric tuning setting; its one default lives in ``codesquare/settings.py``."""
+    return float(getattr(settings, name))
 
 
 def _lease() -> timedelta:
-    return timedelta(seconds=setting("OPERATION_LEASE_SECONDS", 300))
+    return timedelta(seconds=setting("OPERATION_LEASE_SECONDS"))
 
 
 def poll_seconds() -> float:
     """How long a waiting step lets the cloud work before it looks again."""
-    return setting("OPERATION_POLL_SECONDS", 2)
+    return setting("OPERATION_POLL_SECONDS")
 
 
 def _wait_deadline(kind: str) -> timedelta:
@@ -119,52 +125,115 @@ def _wait_deadline(kind: str) -> timedelta:
         Operation.Kind.DELETE: "OPERATION_DELETE_TIMEOUT_SECONDS",
         Operation.Kind.DISCHARGE: "OPERATION_DISCHARGE_TIMEOUT_SECONDS",
     }
-    return timedelta(seconds=setting(names.get(kind, "OPERATION_POWER_TIMEOUT_SECONDS"), 900))
+    return timedelta(seconds=setting(names.get(kind, "OPERATION_POWER_TIMEOUT_SECONDS")))
 
 
 def _max_retries() -> int:
-    return int(setting("OPERATION_MAX_RETRIES", 4))
+    """Retries of one step after transient cloud errors (each step has its own budget)."""
+    return int(setting("OPERATION_MAX_RETRIES"))
 
 
 def retry_delay(retry: int) -> float:
     """Backoff before the ``retry``-th retry after a 5xx or a connection failure."""
-    base = setting("OPERATION_RETRY_BASE_SECONDS", 2)
-    return float(min(base * 2 ** (retry - 1), setting("OPERATION_RETRY_MAX_SECONDS", 60)))
+    base = setting("OPERATION_RETRY_BASE_SECONDS")
+    return float(min(base * 2 ** (retry - 1), setting("OPERATION_RETRY_MAX_SECONDS")))
+
+
+def unknown_outcome_window() -> timedelta:
+    """How long a create whose answer was lost is looked for before it is tried again.
+
+    Longer than a request may take: a service that acted on a request the client gave up on
+    has recorded it by then.
+    """
+    timeout = float(settings.OPENSTACK_TIMEOUT)
+    return timedelta(seconds=max(setting("OPERATION_UNKNOWN_OUTCOME_SECONDS"), 2 * timeout))
+
+
+# --- cloud text ------------------------------------------------------------------------------
+
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    (["']?(?:original_)?(?:password|passwd|secret|adminpass|token|auth[_-]?token
+        |x-auth-token|x-subject-token|application_credential_secret|credential)["']?
+     \s*[:=]\s*)
+    ("[^"]*"|'[^']*'|[^\s,;}&]+)
+    """
+)
+# Fernet tokens (gAAAA...), and any long unbroken credential-like run of characters.
+_SECRET_BLOB = re.compile(r"gAAAA[\w\-=]{16,}|[A-Za-z0-9_\-+/=]{64,}")
+
+
+def clean_cloud_text(text: Any, *, limit: int = 500) -> str:
+    """Cloud text as data: bounded, with anything that looks like a password or token redacted.
+
+    Services echo rejected input in their messages, so a message may carry what was sent.
+    """
+    value = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}[redacted]", str(text))
+    value = _SECRET_BLOB.sub("[redacted]", value)
+    value = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+# --- claims, fencing and queueing -------------------------------------------------------------
+
+
+def _claimed(op: Operation) -> Any:
+    """The operation's row, filtered on this worker still holding it (when it holds a claim)."""
+    rows = Operation.objects.filter(pk=op.pk)
+    if op.claim:
+        rows = rows.filter(claim=op.claim, state=Operation.State.RUNNING)
+    return rows
 
 
 def enqueue(op: Operation, *, delay: float = 0) -> None:
-    """Queue a task for ``op`` once the surrounding transaction commits; frees its lease."""
+    """Queue a task for ``op`` once the surrounding transaction commits; frees its lease.
+
+    A worker re-queueing its own operation does so only while it still holds it: a worker whose
+    lease lapsed must not wipe the lease of the worker that took over (``ClaimLost``).
+    """
     run_after = timezone.now() + timedelta(seconds=delay) if delay > 0 else None
-    Operation.objects.filter(pk=op.pk).update(run_after=run_after, lease_expires_at=None)
+    if not _claimed(op).update(
+        run_after=run_after, lease_expires_at=None, claim="", updated_at=timezone.now()
+    ):
+        raise ClaimLost(op.pk)
     op.run_after = run_after
     op.lease_expires_at = None
-    op_id = op.pk
+    op.claim = ""
+    send_task(op.pk, run_after)
+
+
+def send_task(operation_id: int, run_after: datetime | None = None) -> None:
+    """Queue the ``operation_run`` task after the surrounding transaction commits."""
 
     def send() -> None:
         from portal.tasks import operation_run
 
         task = operation_run.using(run_after=run_after) if run_after else operation_run
-        task.enqueue(op_id)
+        task.enqueue(operation_id)
 
     transaction.on_commit(send)
 
 
-def _claim(operation_id: int) -> bool:
-    """Take the worker lease on an operation; False if it is finished, leased or not yet due."""
+def _claim(operation_id: int) -> str | None:
+    """Take the worker lease on an operation; its claim token, or None if finished, leased,
+    synchronous or not yet due."""
     now = timezone.now()
-    return bool(
+    token = uuid.uuid4().hex
+    claimed = (
         Operation.objects.filter(pk=operation_id, state__in=Operation.ACTIVE_STATES)
+        .exclude(kind__in=SYNCHRONOUS_KINDS)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .filter(Q(run_after__isnull=True) | Q(run_after__lte=now + timedelta(seconds=1)))
         .update(
             state=Operation.State.RUNNING,
-            claim=uuid.uuid4().hex,
+            claim=token,
             lease_expires_at=now + _lease(),
             attempts=F("attempts") + 1,
             started_at=Coalesce(F("started_at"), Value(now)),
             run_after=None,
         )
     )
+    return token if claimed else None
 
 
 @contextlib.contextmanager
@@ -175,18 +244,75 @@ def fenced(op: Operation) -> Iterator[None]:
     lapsed cannot write after its successor claimed the operation (raises ``ClaimLost``).
     """
     with transaction.atomic():
-        if op.claim and not (
-            Operation.objects.filter(
-                pk=op.pk, claim=op.claim, state=Operation.State.RUNNING
-            ).update(updated_at=timezone.now())
-        ):
+        if op.claim and not _claimed(op).update(updated_at=timezone.now()):
             raise ClaimLost(op.pk)
         yield
 
 
 def save_fields(op: Operation, *fields: str) -> None:
-    """Save some fields of an operation (its progress), touching ``updated_at``."""
-    op.save(update_fields=[*fields, "updated_at"])
+    """Save some fields of an operation (its progress), only while this worker holds it."""
+    values = {name: getattr(op, name) for name in fields}
+    op.updated_at = timezone.now()
+    if not _claimed(op).update(**values, updated_at=op.updated_at):
+        raise ClaimLost(op.pk)
+
+
+class _Holding:
+    """While a worker runs an operation: renew its lease and refuse cloud calls once it is lost.
+
+    A step may legitimately outlast the lease (a long listing, a slow login): a heartbeat thread
+    renews the lease every third of it, on the claim token only. Before every cloud call the
+    request guard checks that the claim is still held, against the database before a call that
+    changes something, so a worker whose lease lapsed acts on the cloud no more.
+    """
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{op.pk}", daemon=True)
+
+    def __enter__(self) -> _Holding:
+        self._thread.start()
+        self._guard = guard_requests(self.check)
+        self._guard.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._guard.__exit__(*exc)
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = max(0.05, _lease().total_seconds() / 3)
+        try:
+            while not self._stop.wait(interval):
+                renewed = Operation.objects.filter(
+                    pk=self.op.pk, claim=self.op.claim, state=Operation.State.RUNNING
+                ).update(lease_expires_at=timezone.now() + _lease())
+                if not renewed:
+                    self.lost.set()
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def check(self, method: str) -> None:
+        if self.lost.is_set():
+            raise ClaimLost(self.op.pk)
+        if method in ("GET", "HEAD"):
+            return
+        held = Operation.objects.filter(
+            pk=self.op.pk,
+            claim=self.op.claim,
+            state=Operation.State.RUNNING,
+            lease_expires_at__gt=timezone.now(),
+        ).exists()
+        if not held:
+            self.lost.set()
+            raise ClaimLost(self.op.pk)
+
+
+# --- outcomes --------------------------------------------------------------------------------
 
 
 def record_request_id(op: Operation, request_id: str | None) -> None:
@@ -202,39 +328,42 @@ def finish(
     *,
     technical: str = "",
     **params: Any,
-) -> None:
-    """End an operation; ``params`` fill the message's placeholders when it is shown."""
+) -> bool:
+    """End an operation; ``params`` fill the message's placeholders when it is shown.
+
+    Returns False (and changes nothing) when it has already ended or this worker lost it.
+    """
     op.state = state
     op.message = message
-    op.message_params = params
-    op.error_detail = technical
+    op.message_params = {
+        key: clean_cloud_text(value) if isinstance(value, str) else value
+        for key, value in params.items()
+    }
+    op.error_detail = clean_cloud_text(technical, limit=2000)
     op.finished_at = timezone.now()
     op.lease_expires_at = None
     op.run_after = None
     op.deadline_at = None
     with transaction.atomic():
-        if not (
-            Operation.objects.select_for_update()
-            .filter(pk=op.pk, state__in=Operation.ACTIVE_STATES)
-            .exists()
-        ):
+        rows = _claimed(op).filter(state__in=Operation.ACTIVE_STATES)
+        if not rows.select_for_update().exists():
             # A worker whose lease lapsed while it was still busy: the operation was handed on
             # and has already ended; the later word must not overwrite it or count it twice.
             logger.warning("operation %s already ended; not ending it again as %s", op.pk, state)
-            return
-        save_fields(
-            op,
-            "state",
-            "message",
-            "message_params",
-            "error_detail",
-            "finished_at",
-            "lease_expires_at",
-            "run_after",
-            "deadline_at",
-            "request_ids",
-            "progress",
-            "step",
+            return False
+        rows.update(
+            state=op.state,
+            message=op.message,
+            message_params=op.message_params,
+            error_detail=op.error_detail,
+            finished_at=op.finished_at,
+            lease_expires_at=None,
+            run_after=None,
+            deadline_at=None,
+            request_ids=op.request_ids,
+            progress=op.progress,
+            step=op.step,
+            updated_at=op.finished_at,
         )
         if op.instance_id is not None:
             changes: dict[str, Any] = {"pending_action": "", "pending_operation": None}
@@ -244,19 +373,32 @@ def finish(
                 changes["last_error"] = ""
             Instance.objects.filter(pk=op.instance_id, pending_operation=op).update(**changes)
         if op.batch_id is not None:
-            counter = "succeeded" if state == Operation.State.SUCCEEDED else "failed"
-            Batch.objects.filter(pk=op.batch_id).update(**{counter: F(counter) + 1})
-            Batch.objects.filter(pk=op.batch_id, finished_at__isnull=True).filter(
-                total__lte=F("succeeded") + F("failed")
-            ).update(finished_at=op.finished_at)
+            count_in_batch(op.batch_id, state, op.finished_at)
     logger.info("operation %s %s %s", op.pk, op.kind, state)
+    return True
+
+
+def count_in_batch(batch_id: int, state: str, when: datetime) -> None:
+    """Count an ended operation in its batch, and close the batch when every one has ended."""
+    counter = {
+        Operation.State.SUCCEEDED: "succeeded",
+        Operation.State.CANCELLED: "cancelled",
+    }.get(Operation.State(state), "failed")
+    Batch.objects.filter(pk=batch_id).update(**{counter: F(counter) + 1})
+    close_batch_if_done(batch_id, when)
+
+
+def close_batch_if_done(batch_id: int, when: datetime) -> None:
+    """Set ``finished_at`` once no operation of the batch is queued or running."""
+    if not Operation.objects.active().filter(batch_id=batch_id).exists():
+        Batch.objects.filter(pk=batch_id, finished_at__isnull=True).update(finished_at=when)
 
 
 def fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
     """Fail an operation with the cloud's own words, its request id and what to do next."""
     record_request_id(op, exc.request_id)
     params: dict[str, Any] = {
-        "detail": exc.message,
+        "detail": clean_cloud_text(exc.message, limit=300),
         "request_id": exc.request_id or "-",
         "step": op.step,
     }
@@ -271,7 +413,7 @@ def fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
             "This is not retried: ask a cloud administrator."
         )
     elif isinstance(exc, errors.Unavailable):
-        params["attempts"] = op.retries + 1
+        params["attempts"] = int(op.progress.get("step_retries", 0)) + 1
         message = gettext_noop(
             "The cloud did not answer after %(attempts)s tries (%(detail)s; request "
             "%(request_id)s). Try again later."
@@ -294,19 +436,92 @@ def fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
     finish(op, Operation.State.FAILED, message, technical=f"{type(exc).__name__}: {exc}", **params)
 
 
+class LookAgain(Exception):
+    """A step cannot go on yet (a create whose outcome is unknown); run it again later.
+
+    Not a retry after an error: it does not use the step's retry budget.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def create_once[T](
+    op: Operation, key: str, *, find: Callable[[], T | None], create: Callable[[], T]
+) -> T:
+    """Find the resource this step creates, else create it, never twice.
+
+    A create that timed out or lost its connection has an unknown outcome: the service may
+    have acted and record it late. Until ``unknown_outcome_window()`` has passed, the step
+    keeps looking (``LookAgain``) instead of creating again.
+    """
+    marker = f"unknown:{key}"
+    found = find()
+    if found is not None:
+        if op.progress.pop(marker, None) is not None:
+            save_fields(op, "progress")
+        return found
+    since = op.progress.get(marker)
+    if since is not None and timezone.now() < _parse(since) + unknown_outcome_window():
+        raise LookAgain(poll_seconds())
+    try:
+        created = create()
+    except errors.Unavailable as exc:
+        if exc.status is not None:
+            raise  # an answer came back: the service says it did not act; retry as usual
+        record_request_id(op, exc.request_id)
+        op.progress[marker] = timezone.now().isoformat()
+        save_fields(op, "progress", "request_ids")
+        logger.warning("operation %s: %s outcome unknown (%s); looking for it", op.pk, key, exc)
+        raise LookAgain(poll_seconds()) from exc
+    if op.progress.pop(marker, None) is not None:
+        save_fields(op, "progress")
+    return created
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
 def operation_run(*, operation_id: int) -> str:
     """Run an operation's remaining steps; the body of the ``operation_run`` task."""
-    if not _claim(operation_id):
+    token = _claim(operation_id)
+    if token is None:
         return "skipped"
     op = Operation.objects.select_related("soldier", "instance", "batch").get(pk=operation_id)
-    steps = STEPS[op.kind]
+    if op.claim != token:
+        return "skipped"  # claimed again in between by a worker that found the lease lapsed
+    steps = STEPS.get(op.kind)
+    if steps is None:
+        finish(
+            op,
+            Operation.State.FAILED,
+            gettext_noop("The portal cannot run operations of kind %(kind)s."),
+            kind=op.kind,
+        )
+        return "failed"
     try:
-        index = steps.index(op.step) if op.step else 0
+        with _Holding(op):
+            return _run_steps(op, steps)
+    except ClaimLost:
+        logger.warning("operation %s: this worker lost its claim; stopping", op.pk)
+        return "lost"
+
+
+def _run_steps(op: Operation, steps: list[str]) -> str:
+    try:
+        index = steps.index(op.step) if op.step in steps else 0
         client = cloud.get_client()
         while index < len(steps):
             name = steps[index]
             if op.step != name or op.deadline_at is None:
                 # A step that has to wait may do so until this deadline, counted from its start.
+                if op.step != name:
+                    op.progress.pop("step_retries", None)
                 op.step = name
                 op.deadline_at = timezone.now() + _wait_deadline(op.kind)
                 op.lease_expires_at = timezone.now() + _lease()
@@ -317,17 +532,22 @@ def operation_run(*, operation_id: int) -> str:
             if isinstance(outcome, Wait):
                 return _reschedule_wait(op, outcome)
             index += 1
+    except ClaimLost:
+        raise
+    except LookAgain as again:
+        return _reschedule_wait(op, Wait(again.seconds))
     except StepFailed as exc:
         finish(op, Operation.State.FAILED, exc.message, **exc.params)
         return "failed"
     except errors.OpenStackError as exc:
-        retryable = isinstance(exc, errors.Unavailable)
-        if retryable and op.retries < _max_retries():
+        step_retries = int(op.progress.get("step_retries", 0))
+        if isinstance(exc, errors.Unavailable) and step_retries < _max_retries():
+            op.progress["step_retries"] = step_retries + 1
             op.retries += 1
             record_request_id(op, exc.request_id)
-            op.error_detail = f"{type(exc).__name__}: {exc}"
-            save_fields(op, "retries", "request_ids", "error_detail")
-            enqueue(op, delay=retry_delay(op.retries))
+            op.error_detail = clean_cloud_text(f"{type(exc).__name__}: {exc}", limit=2000)
+            save_fields(op, "retries", "request_ids", "error_detail", "progress")
+            enqueue(op, delay=retry_delay(step_retries + 1))
             logger.warning("operation %s step %s will retry: %s", op.pk, op.step, exc)
             return "retrying"
         fail_from_cloud_error(op, exc)
@@ -342,6 +562,7 @@ def operation_run(*, operation_id: int) -> str:
         )
         raise
     op.step = ""
+    op.progress.pop("step_retries", None)
     finish(op, Operation.State.SUCCEEDED, SUCCESS_MESSAGES.get(op.kind, ""))
     return "succeeded"
 
@@ -364,12 +585,21 @@ def _reschedule_wait(op: Operation, wait: Wait) -> str:
     return "waiting"
 
 
+# Where a retry starts again for kinds whose later steps only wait for earlier ones' effects.
+RETRY_FROM: dict[str, str] = {}
+
+
 def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operation:
     """Start a failed operation again from the step where it stopped."""
     with transaction.atomic():
         op = Operation.objects.select_for_update().get(pk=operation.pk)
         if op.state != Operation.State.FAILED:
             raise OperationRefused(gettext_noop("Only a failed operation can be retried."))
+        if op.kind in SYNCHRONOUS_KINDS or op.kind not in STEPS:
+            raise OperationRefused(
+                gettext_noop("A %(kind)s is not retried by the portal; do it again instead."),
+                kind=op.get_kind_display(),
+            )
         action = op.params.get("action", "")
         if op.instance_id is not None and not Instance.objects.filter(
             pk=op.instance_id, pending_action=""
@@ -385,6 +615,10 @@ def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operat
         op.message_params = {}
         op.finished_at = None
         op.deadline_at = None
+        op.claim = ""
+        op.progress.pop("step_retries", None)
+        if op.kind in RETRY_FROM:
+            op.step = RETRY_FROM[op.kind]
         if requested_by is not None:
             op.requested_by = requested_by
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import statistics
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
+from portal import validation
 from portal.models import (
     Batch,
     FloatingIP,
@@ -32,14 +34,21 @@ from portal.services.engine import (
     OperationRefused,
     StepFailed,
     Wait,
+    create_once,
     create_operation,
     enqueue,
+    fenced,
     poll_seconds,
     register,
     save_fields,
     start_operation,
 )
-from portal.services.onboarding import external_network_id, project_name, soldier_onboard
+from portal.services.onboarding import (
+    external_network_id,
+    onboarding_complete,
+    project_name,
+    soldier_onboard,
+)
 
 # Stamped into a server's metadata, so a retried create finds its server instead of making one.
 REQUEST_TAG_KEY = "codesquare_request"
@@ -71,14 +80,24 @@ def instance_launch(
         raise OperationRefused(
             gettext_noop("The template %(name)s is not offered."), name=template.name
         )
+    vm_name = name or _instance_name(soldier, template)
+    problem = validation.server_name_problem(vm_name) or validation.zone_problem(
+        template.availability_zone or ("nova" if host else "")
+    )
+    if problem:
+        raise OperationRefused(problem.message, **problem.params)
     with transaction.atomic():
+        if discharge_started(soldier):
+            raise OperationRefused(
+                gettext_noop("This soldier is being discharged, so no new VM can be launched.")
+            )
         project, _ = Project.objects.get_or_create(
             soldier=soldier, defaults={"name": project_name(soldier)}
         )
         instance = Instance.objects.create(
             project=project,
             owner=soldier,
-            name=name or _instance_name(soldier, template),
+            name=vm_name,
             template=template,
             image_id=template.image_id,
             image_name=template.image_name,
@@ -116,10 +135,12 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     """
     assert op.soldier is not None
     soldier = Soldier.objects.get(pk=op.soldier.pk)
-    if soldier.state == Soldier.State.ACTIVE:
-        return None
-    if soldier.state == Soldier.State.DISABLED:
+    if soldier.state == Soldier.State.DISABLED or discharge_started(soldier):
         raise StepFailed(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
+    if soldier.state == Soldier.State.ACTIVE and onboarding_complete(soldier):
+        return None
+    # Not onboarded yet, or onboarded only in part (a crash between two records): onboarding
+    # again completes it.
     started = op.progress.get("onboard_operation")
     onboarding = Operation.objects.filter(pk=int(started)).first() if started else None
     if onboarding is not None and onboarding.state == Operation.State.FAILED:
@@ -127,8 +148,15 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
             gettext_noop("Onboarding the soldier failed: %(reason)s"),
             reason=onboarding.message_text,
         )
+    if onboarding is not None and onboarding.state == Operation.State.SUCCEEDED:
+        raise StepFailed(
+            gettext_noop(
+                "Onboarding finished but the soldier's project is still incomplete; "
+                "look at the soldier's project and onboard again."
+            )
+        )
     if onboarding is None or onboarding.is_finished:
-        # Not joined yet, or it succeeded and the soldier changed since: join (or start) one.
+        # Not joined yet (or the joined one was cancelled): join a running one, or start one.
         running = (
             Operation.objects.active().filter(soldier=soldier, kind=Operation.Kind.ONBOARD).first()
         )
@@ -163,7 +191,9 @@ def _step_resolve(op: Operation, client: OpenStackClient) -> None:
         op.progress["sg_name"] = sg_name
     instance.network_id = network_id
     instance.security_group_id = group.id if group else ""
-    instance.save(update_fields=["network_id", "security_group_id", "updated_at"])
+    with fenced(op):
+        instance.save(update_fields=["network_id", "security_group_id", "updated_at"])
+        save_fields(op, "progress")
 
 
 def _find_tagged_server(client: OpenStackClient, instance: Instance) -> Server | None:
@@ -184,13 +214,16 @@ def _step_server(op: Operation, client: OpenStackClient) -> None:
     instance = _instance(op)
     if instance.server_id:
         return
-    server = _find_tagged_server(client, instance)
-    if server is None:
+    assert op.soldier is not None
+    if discharge_started(op.soldier):
+        raise StepFailed(gettext_noop("The soldier is being discharged; the VM was not created."))
+
+    def create() -> str:
         zone = instance.availability_zone or None
         if instance.requested_host and not zone:
             zone = "nova"
         group = instance.security_group_id or op.progress.get("sg_name", "default")
-        server_id = client.for_project(instance.project.keystone_id).create_server(
+        return client.for_project(instance.project.keystone_id).create_server(
             name=instance.name,
             image_id=instance.image_id,
             flavor_id=instance.flavor_id,
@@ -200,11 +233,16 @@ def _step_server(op: Operation, client: OpenStackClient) -> None:
             host=instance.requested_host or None,
             metadata={REQUEST_TAG_KEY: str(instance.request_tag)},
         )
-    else:
-        server_id = server.id
+
+    def find() -> str | None:
+        server = _find_tagged_server(client, instance)
+        return server.id if server else None
+
+    server_id = create_once(op, "server", find=find, create=create)
     instance.server_id = server_id
     instance.status = ServerStatus.BUILD
-    instance.save(update_fields=["server_id", "status", "updated_at"])
+    with fenced(op):
+        instance.save(update_fields=["server_id", "status", "updated_at"])
 
 
 def mirror_server(
@@ -287,7 +325,7 @@ MIRROR_FIELDS = [
 ]
 
 
-def _refresh(instance: Instance, client: OpenStackClient) -> Server:
+def _refresh(op: Operation, instance: Instance, client: OpenStackClient) -> Server:
     """Read the server and update the mirror (written only when something changed)."""
     assert instance.server_id
     server = client.get_server(instance.server_id)
@@ -296,14 +334,15 @@ def _refresh(instance: Instance, client: OpenStackClient) -> Server:
     after = [getattr(instance, f) for f in MIRROR_FIELDS if f != "last_synced_at"]
     # A build polled every few seconds mostly sees nothing new; skip those writes.
     if before != after or instance.last_synced_at is None:
-        instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
+        with fenced(op):
+            instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
     return server
 
 
 def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done at ACTIVE; failed at ERROR; otherwise look again later."""
     instance = _instance(op)
-    server = _refresh(instance, client)
+    server = _refresh(op, instance, client)
     if server.status is ServerStatus.ACTIVE:
         if server.created and server.launched_at:
             op.progress["build_seconds"] = (server.launched_at - server.created).total_seconds()
@@ -355,12 +394,13 @@ def _step_port(op: Operation, client: OpenStackClient) -> Wait | None:
     instance.port_id = chosen.id
     if chosen.fixed_ips:
         instance.fixed_ip = chosen.fixed_ips[0].ip_address
-    instance.save(update_fields=["port_id", "fixed_ip", "updated_at"])
+    with fenced(op):
+        instance.save(update_fields=["port_id", "fixed_ip", "updated_at"])
     return None
 
 
-def _fip_description(instance: Instance) -> str:
-    return f"{FIP_DESCRIPTION_PREFIX}{instance.request_tag}"
+def _fip_description(token: str) -> str:
+    return f"{FIP_DESCRIPTION_PREFIX}{token}"
 
 
 def _remember_fip(
@@ -377,10 +417,26 @@ def _remember_fip(
             "instance": instance,
             "created_by_portal": created_by_portal,
             "status": fip.status,
+            "released_at": None,
             "last_synced_at": timezone.now(),
         },
     )
     return record
+
+
+def _unrecorded_fip(client: OpenStackClient, instance: Instance) -> CloudFloatingIP | None:
+    """The floating IP a create of this VM made but never recorded, if there is one.
+
+    Its proof of ownership is the one-time token the portal saved before the create call and
+    put in the description; a description alone proves nothing (soldiers can write one).
+    """
+    token = instance.floating_ip_token
+    if not token or not instance.port_id:
+        return None
+    for fip in client.list_floating_ips(port_id=instance.port_id):
+        if fip.description == _fip_description(token):
+            return fip
+    return None
 
 
 def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
@@ -388,29 +444,48 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
     instance = _instance(op)
     if instance.floating_ips.filter(released_at__isnull=True).exists():
         return
-    existing = client.list_floating_ips(port_id=instance.port_id)
-    if existing:
-        # Either ours from a run that stopped before recording it (our description says so),
-        # or one attached by hand, which the portal mirrors but will never release.
-        fip = existing[0]
-        _remember_fip(
-            fip, instance=instance, created_by_portal=fip.description == _fip_description(instance)
-        )
-    else:
+    ours = _unrecorded_fip(client, instance)
+    others = [
+        fip
+        for fip in client.list_floating_ips(port_id=instance.port_id)
+        if ours is None or fip.id != ours.id
+    ]
+    if ours is None and others:
+        # Attached by hand (or by the soldier): mirrored, and never released by the portal.
+        fip = others[0]
+        with fenced(op):
+            _remember_fip(fip, instance=instance, created_by_portal=False)
+            instance.floating_ip = fip.floating_ip_address
+            instance.save(update_fields=["floating_ip", "updated_at"])
+        return
+    if not instance.floating_ip_token:
+        # Saved before the call: whatever the call's fate, a later run can recognise the result.
+        instance.floating_ip_token = uuid.uuid4().hex
+        with fenced(op):
+            instance.save(update_fields=["floating_ip_token", "updated_at"])
+    token = instance.floating_ip_token
+
+    def create() -> CloudFloatingIP:
         # Created in the soldier's project so it counts against their quota, not the portal's.
-        fip = client.for_project(instance.project.keystone_id).create_floating_ip(
+        return client.for_project(instance.project.keystone_id).create_floating_ip(
             floating_network_id=external_network_id(client),
             port_id=instance.port_id,
-            description=_fip_description(instance),
+            description=_fip_description(token),
         )
+
+    fip = ours or create_once(
+        op, "floating_ip", find=lambda: _unrecorded_fip(client, instance), create=create
+    )
+    with fenced(op):
         _remember_fip(fip, instance=instance, created_by_portal=True)
-    instance.floating_ip = fip.floating_ip_address
-    instance.save(update_fields=["floating_ip", "updated_at"])
+        instance.floating_ip = fip.floating_ip_address
+        instance.floating_ip_token = ""
+        instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
 def _step_sync(op: Operation, client: OpenStackClient) -> None:
     """Refresh the mirror once more (the floating address stays the one Neutron gave)."""
-    _refresh(_instance(op), client)
+    _refresh(op, _instance(op), client)
 
 
 def instance_delete(
@@ -438,20 +513,22 @@ def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
     """Release the floating IPs the portal created for this VM, and no other."""
     instance = _instance(op)
     owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
-    if instance.port_id:
-        # A launch stopped between creating a floating IP and recording it leaves one that
-        # carries our description; it is ours too. Anything else on the port is left alone.
-        known = {f.neutron_id for f in owned}
-        for fip in client.list_floating_ips(port_id=instance.port_id):
-            if fip.id not in known and fip.description == _fip_description(instance):
-                owned.append(_remember_fip(fip, instance=instance, created_by_portal=True))
+    # A launch stopped between creating a floating IP and recording it left one that carries
+    # the token it saved first; it is ours too. Anything else on the port is left alone.
+    unrecorded = _unrecorded_fip(client, instance)
+    if unrecorded is not None and unrecorded.id not in {f.neutron_id for f in owned}:
+        with fenced(op):
+            owned.append(_remember_fip(unrecorded, instance=instance, created_by_portal=True))
     for record in owned:
         with contextlib.suppress(errors.NotFound):
             client.delete_floating_ip(record.neutron_id)
         record.released_at = timezone.now()
-        record.save(update_fields=["released_at"])
+        with fenced(op):
+            record.save(update_fields=["released_at"])
     instance.floating_ip = ""
-    instance.save(update_fields=["floating_ip", "updated_at"])
+    instance.floating_ip_token = ""
+    with fenced(op):
+        instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
 def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
@@ -465,13 +542,19 @@ def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
             return
         server_id = found.id
         instance.server_id = server_id
-        instance.save(update_fields=["server_id", "updated_at"])
+        with fenced(op):
+            instance.save(update_fields=["server_id", "updated_at"])
     with contextlib.suppress(errors.NotFound):
         client.delete_server(server_id)
 
 
+# Nova's deferred delete (reclaim_instance_interval) keeps a deleted server as SOFT_DELETED
+# until it is reclaimed; for the portal it is gone.
+GONE_STATUSES = frozenset({ServerStatus.DELETED, ServerStatus.SOFT_DELETED})
+
+
 def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
-    """Done once the server answers 404 (or DELETED)."""
+    """Done once the server answers 404, DELETED or SOFT_DELETED."""
     instance = _instance(op)
     if not instance.server_id:
         return None
@@ -479,10 +562,11 @@ def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
         server = client.get_server(instance.server_id)
     except errors.NotFound:
         return None
-    if server.status is ServerStatus.DELETED:
+    if server.status in GONE_STATUSES:
         return None
     mirror_server(instance, server, timezone.now())
-    instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
+    with fenced(op):
+        instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
     return Wait(poll_seconds())
 
 
@@ -502,7 +586,8 @@ def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
     """Record the deletion on the mirror."""
     instance = _instance(op)
     mark_terminated(instance, timezone.now())
-    instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
+    with fenced(op):
+        instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
 
 
 _POWER_ALLOWED: dict[str, set[ServerStatus]] = {
@@ -518,7 +603,7 @@ _POWER_ALLOWED: dict[str, set[ServerStatus]] = {
     },
 }
 
-_POWER_TARGET = {
+_POWER_TARGET: dict[str, ServerStatus] = {
     Instance.Action.START: ServerStatus.ACTIVE,
     Instance.Action.STOP: ServerStatus.SHUTOFF,
     Instance.Action.REBOOT_SOFT: ServerStatus.ACTIVE,
@@ -557,38 +642,96 @@ def instance_power(
     )
 
 
+def _power_applied(action: str, server: Server) -> bool:
+    """Whether the cloud is carrying out, or has carried out, a power action already sent."""
+    if server.task_state or server.status in (ServerStatus.REBOOT, ServerStatus.HARD_REBOOT):
+        return True  # busy with it
+    if action in (Instance.Action.START, Instance.Action.STOP):
+        return server.status == _POWER_TARGET[action]
+    return False
+
+
 def _step_power_action(op: Operation, client: OpenStackClient) -> None:
-    """Send the action once; skip it if the server is already where it should be."""
+    """Send the action once; skip it if the server is already where it should be.
+
+    The intent is saved before the call: a run that stops after sending (its "sent" mark lost)
+    is resumed by reading the server, not by sending again into Nova's 409.
+    """
     if op.progress.get("sent"):
         return
     instance = _instance(op)
     assert instance.server_id
     action = op.params["action"]
-    server = _refresh(instance, client)
-    already = action in (Instance.Action.START, Instance.Action.STOP) and (
-        server.status_raw == _POWER_TARGET[action] and not server.task_state
-    )
+    server = _refresh(op, instance, client)
+    if op.progress.get("sending"):
+        since = instance.running_since
+        already = _power_applied(action, server) or (
+            # A reboot that was sent and has already finished: running again since then.
+            server.status == ServerStatus.ACTIVE and since is not None and since >= _sent_at(op)
+        )
+    else:
+        already = action in (Instance.Action.START, Instance.Action.STOP) and (
+            server.status == _POWER_TARGET[action] and not server.task_state
+        )
     if not already:
-        if action == Instance.Action.START:
-            client.start_server(instance.server_id)
-        elif action == Instance.Action.STOP:
-            client.stop_server(instance.server_id)
-        else:
-            kind = RebootType.HARD if action == Instance.Action.REBOOT_HARD else RebootType.SOFT
-            client.reboot_server(instance.server_id, kind=kind)
+        op.progress["sending"] = True
+        op.progress["sending_at"] = timezone.now().isoformat()
+        save_fields(op, "progress")
+        try:
+            _send_power(client, instance.server_id, action)
+        except errors.Conflict:
+            # Nova refuses an action the server is already carrying out or has carried out.
+            if not _power_applied(action, _refresh(op, instance, client)):
+                raise
     op.progress["sent"] = True
     save_fields(op, "progress")
+
+
+def _sent_at(op: Operation) -> datetime:
+    value = op.progress.get("sending_at")
+    return datetime.fromisoformat(value) if value else timezone.now()
+
+
+def _send_power(client: OpenStackClient, server_id: str, action: str) -> None:
+    if action == Instance.Action.START:
+        client.start_server(server_id)
+    elif action == Instance.Action.STOP:
+        client.stop_server(server_id)
+    else:
+        kind = RebootType.HARD if action == Instance.Action.REBOOT_HARD else RebootType.SOFT
+        client.reboot_server(server_id, kind=kind)
 
 
 def _step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done when the server reaches the action's end state with no task running."""
     instance = _instance(op)
-    server = _refresh(instance, client)
-    if server.status_raw == _POWER_TARGET[op.params["action"]] and not server.task_state:
+    server = _refresh(op, instance, client)
+    action = op.params["action"]
+    if server.status == _POWER_TARGET[action] and not server.task_state:
+        if action in (Instance.Action.REBOOT_SOFT, Instance.Action.REBOOT_HARD) and (
+            server.power_state is PowerState.RUNNING
+        ):
+            # A reboot too quick to be seen in REBOOT still starts a new uptime.
+            since = instance.running_since
+            if since is None or since < _sent_at(op):
+                instance.running_since = timezone.now()
+                with fenced(op):
+                    instance.save(update_fields=["running_since", "updated_at"])
         return None
     if server.status is ServerStatus.ERROR:
         raise StepFailed(gettext_noop("The VM went into the ERROR state; ask staff to look at it."))
     return Wait(poll_seconds())
+
+
+def discharge_started(soldier: Soldier) -> bool:
+    """Whether this soldier's discharge has begun: from then on no VM is launched for them."""
+    if Soldier.objects.filter(pk=soldier.pk, state=Soldier.State.DISABLED).exists():
+        return True
+    return (
+        Operation.objects.filter(soldier=soldier, kind=Operation.Kind.DISCHARGE)
+        .filter(state__in=[*Operation.ACTIVE_STATES, Operation.State.FAILED])
+        .exists()
+    )
 
 
 register(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -12,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
-from portal import cloud
+from portal import cloud, validation
 from portal.models import (
     Batch,
     Operation,
@@ -22,12 +21,15 @@ from portal.models import (
     VmTemplate,
 )
 from portal.openstack import OpenStackClient, errors
-from portal.openstack.types import Network
+from portal.openstack.types import Network, Router, Subnet, User
+from portal.openstack.types import Project as CloudProject
 from portal.services.engine import (
     OperationRefused,
     StepFailed,
+    create_once,
     create_operation,
     enqueue,
+    fenced,
     operation_run,
     register,
 )
@@ -43,7 +45,29 @@ def soldier_create(
     discharge_on: date | None = None,
     keystone_user_name: str | None = None,
 ) -> Soldier:
-    """Record a soldier (no cloud call); onboarding creates their cloud account."""
+    """Record a soldier (no cloud call); onboarding creates their cloud account.
+
+    Everything the cloud would refuse is refused here first, with a sentence for people.
+    """
+    username = keystone_user_name or user.get_username()
+    problem = soldier_problem(
+        service_number=service_number,
+        name=name,
+        username=username,
+        enlisted_on=enlisted_on,
+        discharge_on=discharge_on,
+    )
+    if problem is not None:
+        raise OperationRefused(problem.message, **problem.params)
+    if Soldier.objects.filter(keystone_user_name__iexact=username).exists():
+        raise OperationRefused(
+            gettext_noop("Another soldier already has the username %(name)s."), name=username
+        )
+    if Soldier.objects.filter(service_number=service_number).exists():
+        raise OperationRefused(
+            gettext_noop("Another soldier already has the service number %(value)s."),
+            value=service_number,
+        )
     return Soldier.objects.create(
         user=user,
         service_number=service_number,
@@ -51,8 +75,43 @@ def soldier_create(
         unit=unit,
         enlisted_on=enlisted_on,
         discharge_on=discharge_on,
-        keystone_user_name=keystone_user_name or user.get_username(),
+        keystone_user_name=username,
     )
+
+
+def portal_cloud_user() -> str | None:
+    """The portal's own cloud user name, from its configuration (no cloud call)."""
+    try:
+        return cloud.get_client().config.username
+    except errors.ConfigurationError:
+        return None
+
+
+def soldier_problem(
+    *,
+    service_number: str,
+    name: str,
+    username: str,
+    enlisted_on: date | None = None,
+    discharge_on: date | None = None,
+) -> validation.Problem | None:
+    """The first reason the cloud or the portal would refuse this soldier, or None."""
+    return (
+        validation.service_number_problem(service_number)
+        or validation.person_name_problem(name)
+        or validation.username_problem(username, portal_user=portal_cloud_user())
+        or validation.dates_problem(enlisted_on, discharge_on)
+    )
+
+
+# Set as the description of every Keystone user and project the portal creates: only an
+# account carrying the marker of this very soldier is ever taken as theirs (only cloud admins
+# can write these descriptions).
+ACCOUNT_MARKER = "codesquare-portal:soldier:"
+
+
+def account_marker(soldier: Soldier) -> str:
+    return f"{ACCOUNT_MARKER}{soldier.service_number}"
 
 
 def project_name(soldier: Soldier) -> str:
@@ -99,57 +158,101 @@ def _soldier_project(op: Operation) -> Project:
     return project
 
 
-def _find_or_create[T](find: Callable[[], T | None], create: Callable[[], T]) -> T:
-    """Find by name, else create; a 409 means another worker just created it, so find again."""
-    found = find()
-    if found is not None:
-        return found
-    try:
-        return create()
-    except errors.Conflict:
-        found = find()
-        if found is None:
-            raise
-        return found
+def _adoptable[T: (User, CloudProject)](
+    found: T | None, soldier: Soldier, what: str, name: str
+) -> T | None:
+    """``found`` if the portal made it for this soldier; a conflict stops the onboarding."""
+    if found is None:
+        return None
+    if (found.description or "") != account_marker(soldier):
+        raise StepFailed(
+            gettext_noop(
+                "The cloud already has a %(what)s named %(name)s that the portal did not "
+                "create for this soldier, so it is not taken over. Give the soldier another "
+                "username, or ask a cloud administrator about the existing one."
+            ),
+            what=what,
+            name=found.name,
+        )
+    return found
+
+
+def _named[T: (User, CloudProject)](items: list[T], name: str) -> T | None:
+    """The first item whose name Keystone would take for ``name`` (case-insensitively)."""
+    return next((i for i in items if validation.names_equal(i.name, name)), None)
+
+
+def _reserved_refusal(soldier: Soldier) -> None:
+    problem = validation.username_problem(
+        soldier.keystone_user_name, portal_user=portal_cloud_user()
+    )
+    if problem is not None:
+        raise StepFailed(problem.message, **problem.params)
 
 
 def _step_user(op: Operation, client: OpenStackClient) -> None:
-    """Find the Keystone user by name, or create it (409 means someone just did)."""
+    """Find the soldier's own Keystone user (the portal's marker proves it), or create it."""
     soldier = op.soldier
     assert soldier is not None
     if soldier.keystone_user_id:
         return
-    # The first password is never shown: staff issue one with a reset, seen once.
-    user = _find_or_create(
-        lambda: client.find_user(soldier.keystone_user_name, domain_id=domain_id()),
-        lambda: client.create_user(
-            name=soldier.keystone_user_name,
-            domain_id=domain_id(),
-            password=secrets.token_urlsafe(24),
-            description=f"CodeSquare {soldier.service_number}",
-        ),
-    )
+    _reserved_refusal(soldier)
+    name = soldier.keystone_user_name
+
+    def find() -> User | None:
+        found = _named(client.list_users(name=name, domain_id=domain_id()), name)
+        return _adoptable(found, soldier, "user", name)
+
+    def create() -> User:
+        try:
+            # The first password is never shown: staff issue one with a reset, seen once.
+            return client.create_user(
+                name=name,
+                domain_id=domain_id(),
+                password=secrets.token_urlsafe(24),
+                description=account_marker(soldier),
+            )
+        except errors.Conflict:
+            # Someone made one a moment ago (another worker, or a name Keystone compares
+            # without case): take it only if it is ours.
+            found = find()
+            if found is None:
+                raise
+            return found
+
+    user = create_once(op, "user", find=find, create=create)
     soldier.keystone_user_id = user.id
-    soldier.save(update_fields=["keystone_user_id", "updated_at"])
+    with fenced(op):
+        soldier.save(update_fields=["keystone_user_id", "updated_at"])
 
 
 def _step_project(op: Operation, client: OpenStackClient) -> None:
-    """Find the soldier's project by name, or create it."""
+    """Find the soldier's own project (by the portal's marker), or create it."""
     project = _soldier_project(op)
     if project.keystone_id:
         return
     soldier = op.soldier
     assert soldier is not None
-    found = _find_or_create(
-        lambda: client.find_project(project.name, domain_id=domain_id()),
-        lambda: client.create_project(
-            name=project.name,
-            domain_id=domain_id(),
-            description=f"CodeSquare {soldier.service_number}",
-        ),
-    )
+
+    def find() -> CloudProject | None:
+        found = _named(client.list_projects(name=project.name, domain_id=domain_id()), project.name)
+        return _adoptable(found, soldier, "project", project.name)
+
+    def create() -> CloudProject:
+        try:
+            return client.create_project(
+                name=project.name, domain_id=domain_id(), description=account_marker(soldier)
+            )
+        except errors.Conflict:
+            found = find()
+            if found is None:
+                raise
+            return found
+
+    found = create_once(op, "project", find=find, create=create)
     project.keystone_id = found.id
-    project.save(update_fields=["keystone_id", "updated_at"])
+    with fenced(op):
+        project.save(update_fields=["keystone_id", "updated_at"])
 
 
 def _step_roles(op: Operation, client: OpenStackClient) -> None:
@@ -170,7 +273,8 @@ def _step_roles(op: Operation, client: OpenStackClient) -> None:
         role_id=_role_id(client, settings.OPENSTACK_SERVICE_ROLE),
     )
     project.roles_granted = True
-    project.save(update_fields=["roles_granted", "updated_at"])
+    with fenced(op):
+        project.save(update_fields=["roles_granted", "updated_at"])
 
 
 def _own_network(project: Project) -> ProjectNetwork:
@@ -197,19 +301,26 @@ def _step_network(op: Operation, client: OpenStackClient) -> None:
                 name=settings.OPENSTACK_SHARED_NETWORK,
             )
         project.network_id = shared.id
-        project.save(update_fields=["network_id", "updated_at"])
+        with fenced(op):
+            project.save(update_fields=["network_id", "updated_at"])
         return
     own = _own_network(project)
-    if own.network_id:
-        return
-    name = f"{project.name}-net"
-    network = find_network(client, name, project_id=project.keystone_id) or client.create_network(
-        name=name, project_id=project.keystone_id
-    )
-    own.network_id = network.id
-    own.save(update_fields=["network_id"])
-    project.network_id = network.id
-    project.save(update_fields=["network_id", "updated_at"])
+    if not own.network_id:
+        name = f"{project.name}-net"
+        network = create_once(
+            op,
+            "network",
+            find=lambda: find_network(client, name, project_id=project.keystone_id),
+            create=lambda: client.create_network(name=name, project_id=project.keystone_id),
+        )
+        own.network_id = network.id
+    if project.network_id != own.network_id:
+        # Both records in one transaction; and a run that finds them apart (left so by a
+        # crash before they were written together) puts them right.
+        project.network_id = own.network_id
+        with fenced(op):
+            own.save(update_fields=["network_id"])
+            project.save(update_fields=["network_id", "updated_at"])
 
 
 def _step_subnet(op: Operation, client: OpenStackClient) -> None:
@@ -220,18 +331,26 @@ def _step_subnet(op: Operation, client: OpenStackClient) -> None:
     if own.subnet_id:
         return
     project = own.project
-    subnets = client.list_subnets(network_id=own.network_id)
-    subnet = subnets[0] if subnets else None
-    if subnet is None:
-        subnet = client.create_subnet(
+
+    def find() -> Subnet | None:
+        subnets = client.list_subnets(network_id=own.network_id)
+        return subnets[0] if subnets else None
+
+    subnet = create_once(
+        op,
+        "subnet",
+        find=find,
+        create=lambda: client.create_subnet(
             name=f"{project.name}-subnet",
             network_id=own.network_id,
             cidr=settings.OPENSTACK_PROJECT_CIDR,
             project_id=project.keystone_id,
             dns_nameservers=list(settings.OPENSTACK_DNS_NAMESERVERS),
-        )
+        ),
+    )
     own.subnet_id = subnet.id
-    own.save(update_fields=["subnet_id"])
+    with fenced(op):
+        own.save(update_fields=["subnet_id"])
 
 
 def _step_router(op: Operation, client: OpenStackClient) -> None:
@@ -243,16 +362,24 @@ def _step_router(op: Operation, client: OpenStackClient) -> None:
         return
     project = own.project
     name = f"{project.name}-router"
-    routers = client.list_routers(name=name, project_id=project.keystone_id)
-    router = routers[0] if routers else None
-    if router is None:
-        router = client.create_router(
+
+    def find() -> Router | None:
+        routers = client.list_routers(name=name, project_id=project.keystone_id)
+        return routers[0] if routers else None
+
+    router = create_once(
+        op,
+        "router",
+        find=find,
+        create=lambda: client.create_router(
             name=name,
             project_id=project.keystone_id,
             external_network_id=external_network_id(client),
-        )
+        ),
+    )
     own.router_id = router.id
-    own.save(update_fields=["router_id"])
+    with fenced(op):
+        own.save(update_fields=["router_id"])
 
 
 def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
@@ -262,14 +389,22 @@ def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
     own = _own_network(_soldier_project(op))
     if own.interface_attached:
         return
-    attached = any(
-        any(ip.subnet_id == own.subnet_id for ip in p.fixed_ips)
-        for p in client.list_ports(device_id=own.router_id)
-    )
-    if not attached:
+
+    def find() -> bool | None:
+        attached = any(
+            any(ip.subnet_id == own.subnet_id for ip in p.fixed_ips)
+            for p in client.list_ports(device_id=own.router_id)
+        )
+        return True if attached else None
+
+    def attach() -> bool:
         client.add_router_interface(router_id=own.router_id, subnet_id=own.subnet_id)
+        return True
+
+    create_once(op, "router_interface", find=find, create=attach)
     own.interface_attached = True
-    own.save(update_fields=["interface_attached"])
+    with fenced(op):
+        own.save(update_fields=["interface_attached"])
 
 
 def _step_activate(op: Operation, client: OpenStackClient) -> None:
@@ -277,7 +412,32 @@ def _step_activate(op: Operation, client: OpenStackClient) -> None:
     assert op.soldier is not None
     if op.soldier.state == Soldier.State.PENDING:
         op.soldier.state = Soldier.State.ACTIVE
-        op.soldier.save(update_fields=["state", "updated_at"])
+        with fenced(op):
+            op.soldier.save(update_fields=["state", "updated_at"])
+
+
+def onboarding_complete(soldier: Soldier) -> bool:
+    """Whether every record onboarding makes is in place (a crash may have left some out)."""
+    project = Project.objects.filter(soldier=soldier).first()
+    if (
+        soldier.state != Soldier.State.ACTIVE
+        or not soldier.keystone_user_id
+        or project is None
+        or not project.keystone_id
+        or not project.roles_granted
+        or not project.network_id
+    ):
+        return False
+    if not _project_mode():
+        return True
+    own = ProjectNetwork.objects.filter(project=project, removed_at__isnull=True).first()
+    return bool(
+        own
+        and own.network_id == project.network_id
+        and own.subnet_id
+        and own.router_id
+        and own.interface_attached
+    )
 
 
 def domain_id() -> str:

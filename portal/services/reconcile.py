@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,18 +18,19 @@ from portal.models import (
     Operation,
     Project,
 )
-from portal.openstack import OpenStackClient
+from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
-from portal.openstack.types import Server, ServerStatus
+from portal.openstack.types import Microversion, Server, ServerStatus
 from portal.services.engine import (
     create_operation,
     enqueue,
+    fenced,
     operation_run,
     register,
     save_fields,
 )
 from portal.services.instances import (
-    FIP_DESCRIPTION_PREFIX,
+    GONE_STATUSES,
     MIRROR_FIELDS,
     REQUEST_TAG_KEY,
     mark_terminated,
@@ -50,12 +52,28 @@ def cloud_reconcile(*, requested_by: Any = None, run_now: bool = False) -> Opera
     return op
 
 
+# From compute 2.69 a listing shows servers of unreachable cells (status UNKNOWN, few fields)
+# instead of leaving them out: only then does a server's absence from it mean anything.
+DOWN_CELLS_SHOWN = Microversion(2, 69)
+
+
 def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
-    """Mirror every server and floating IP from two listings, whatever their number."""
+    """Mirror every server and floating IP from two listings, whatever their number.
+
+    A mirror is judged gone only if it had its server before the listing began, the listing
+    was complete, and ``GET /servers/{id}`` then answers 404 (or a deleted status). A listing
+    that breaks off (5xx, timeout, a looping next link) raises before anything is judged.
+    """
+    # Taken before the listing: a launch that records its server meanwhile is not judged.
+    before = set(Instance.objects.filter(server_id__isnull=False).values_list("pk", flat=True))
+    version = client.compute_microversion()
+    complete = version is not None and version >= DOWN_CELLS_SHOWN
     servers = {s.id: s for s in client.list_servers(all_projects=True)}
     fips = client.list_floating_ips()
     now = timezone.now()
-    stats = {"servers": len(servers), "floating_ips": len(fips)}
+    stats: dict[str, Any] = {"servers": len(servers), "floating_ips": len(fips)}
+    if not complete:
+        stats["absence_not_judged"] = f"compute microversion {version or '2.1'} hides down cells"
     server_of_fip = _servers_of_floating_ips(fips, servers)
     floating_of: dict[str, str] = {}
     for fip in fips:
@@ -63,30 +81,31 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
             floating_of.setdefault(server_of_fip[fip.id], fip.floating_ip_address)
 
     projects = {p.keystone_id: p for p in Project.objects.exclude(keystone_id="")}
-    instances = list(
-        Instance.objects.filter(server_id__isnull=False)
-        .exclude(status="DELETED")
-        .select_related("project")
-    )
     known_ids = set(
         Instance.objects.filter(server_id__isnull=False).values_list("server_id", flat=True)
     )
     updated: list[Instance] = []
-    vanished: list[Instance] = []
-    for instance in instances:
+    revived: list[Instance] = []
+    suspects: list[Instance] = []
+    for instance in Instance.objects.filter(pk__in=before).select_related("project"):
         if instance.pending_action:
             continue  # its operation refreshes it; a stale listing must not overwrite that
         server = servers.get(instance.server_id or "")
-        if server is not None and server.status is not ServerStatus.DELETED:
+        if server is not None and server.status is ServerStatus.UNKNOWN:
+            continue  # in a cell that cannot be reached: neither mirrored nor judged
+        if server is not None and server.status not in GONE_STATUSES:
+            if instance.status == ServerStatus.DELETED:
+                revived.append(instance)
             mirror_server(instance, server, now, floating_ip=floating_of.get(server.id, ""))
             updated.append(instance)
-        else:
-            mark_terminated(instance, now)
-            instance.deleted_outside_portal = True
-            vanished.append(instance)
-    Instance.objects.bulk_update(updated + vanished, [*MIRROR_FIELDS], batch_size=500)
+        elif instance.status != ServerStatus.DELETED and complete:
+            suspects.append(instance)
+    Instance.objects.bulk_update(updated, [*MIRROR_FIELDS], batch_size=500)
+    gone = _confirm_gone(op, client, suspects, now)
     stats["updated"] = len(updated)
-    stats["deleted_outside"] = len(vanished)
+    stats["revived"] = len(revived)
+    stats["deleted_outside"] = len(gone)
+    stats["released_floating_ips"] = _release_floating_ips_of(op, client, gone, now)
 
     # Servers a launch created but had not recorded yet: that launch (or a delete) claims them
     # by their tag; adopting them here would make a second mirror of the same server.
@@ -99,9 +118,11 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     adopted: list[Instance] = []
     unowned: list[Server] = []
     for server in servers.values():
-        if server.id in known_ids or server.status is ServerStatus.DELETED:
+        if server.id in known_ids or server.status in GONE_STATUSES:
             continue
-        if server.metadata.get(REQUEST_TAG_KEY) in unrecorded:
+        if server.status is ServerStatus.UNKNOWN or server.metadata.get(REQUEST_TAG_KEY) in (
+            unrecorded
+        ):
             continue
         project = projects.get(server.project_id)
         if project is None:
@@ -126,13 +147,82 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     )
     _record_drift(
         Drift.Kind.DELETED_OUTSIDE,
-        {i.server_id or "": (i.project.keystone_id, i.name) for i in vanished},
+        {i.server_id or "": (i.project.keystone_id, i.name) for i in gone},
         now,
         resolve_missing=False,
     )
+    if revived:
+        Drift.objects.filter(
+            kind=Drift.Kind.DELETED_OUTSIDE,
+            resource_id__in=[i.server_id for i in revived],
+            resolved_at__isnull=True,
+        ).update(resolved_at=now)
     stats["unowned_servers"] = len(unowned)
     op.progress["stats"] = stats
     save_fields(op, "progress")
+
+
+def _confirm_gone(
+    op: Operation, client: OpenStackClient, suspects: list[Instance], now: datetime
+) -> list[Instance]:
+    """Of the mirrors missing from the listing, those whose server the cloud says is gone.
+
+    Each is asked for by id (a listing can miss a server a direct read finds); a server that
+    answers is mirrored again instead. A mirror an operation took up meanwhile is left to it.
+    """
+    gone: list[Instance] = []
+    for instance in suspects:
+        assert instance.server_id
+        try:
+            server: Server | None = client.get_server(instance.server_id)
+        except errors.NotFound:
+            server = None
+        if server is not None and server.status is ServerStatus.UNKNOWN:
+            continue
+        if server is not None and server.status not in GONE_STATUSES:
+            mirror_server(instance, server, now)
+            fields = {f: getattr(instance, f) for f in MIRROR_FIELDS}
+            Instance.objects.filter(pk=instance.pk, pending_action="").update(**fields)
+            continue
+        mark_terminated(instance, now)
+        instance.deleted_outside_portal = True
+        fields = {f: getattr(instance, f) for f in MIRROR_FIELDS}
+        with fenced(op):
+            if Instance.objects.filter(pk=instance.pk, pending_action="").update(**fields):
+                gone.append(instance)
+    return gone
+
+
+def _release_floating_ips_of(
+    op: Operation, client: OpenStackClient, gone: list[Instance], now: datetime
+) -> int:
+    """Release the floating IPs the portal created for servers confirmed gone.
+
+    Neutron keeps a floating IP when its server is deleted; one the portal owns would stay
+    allocated (and count against the soldier's quota) for ever. Ownership is the portal's own
+    record, never the floating IP's description.
+    """
+    released = 0
+    for record in FloatingIP.objects.filter(
+        instance__in=gone, created_by_portal=True, released_at__isnull=True
+    ):
+        with contextlib.suppress(errors.NotFound):
+            client.delete_floating_ip(record.neutron_id)
+        record.released_at = now
+        with fenced(op):
+            record.save(update_fields=["released_at"])
+            Drift.objects.update_or_create(
+                kind=Drift.Kind.ORPHAN_FLOATING_IP,
+                resource_id=record.neutron_id,
+                defaults={
+                    "project_keystone_id": record.project_keystone_id,
+                    "detail": f"{record.address}: released by the portal, its server is gone",
+                    "last_seen_at": now,
+                    "resolved_at": now,
+                },
+            )
+        released += 1
+    return released
 
 
 def _servers_of_floating_ips(
@@ -193,12 +283,11 @@ def _reconcile_floating_ips(
         instance_pk = instance_of.get(server_id) if server_id else None
         record = records.get(fip.id)
         if record is None:
-            if instance_pk is None and not fip.description.startswith(FIP_DESCRIPTION_PREFIX):
-                continue  # not ours and not on one of our VMs: none of the portal's business
-            record = FloatingIP(
-                neutron_id=fip.id,
-                created_by_portal=fip.description.startswith(FIP_DESCRIPTION_PREFIX),
-            )
+            if instance_pk is None:
+                continue  # not on one of our VMs: none of the portal's business
+            # Seen first here, so the portal did not create it (it records its own at once):
+            # mirrored, never released. A description proves nothing; anyone may write one.
+            record = FloatingIP(neutron_id=fip.id, created_by_portal=False)
             created.append(record)
         else:
             changed.append(record)

@@ -8,14 +8,17 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from portal.models import (
     Operation,
 )
 from portal.services.discharge import soldiers_discharge_due
 from portal.services.engine import (
+    SYNCHRONOUS_KINDS,
     OperationRefused,
-    enqueue,
+    finish,
+    send_task,
     setting,
 )
 from portal.services.reconcile import cloud_reconcile
@@ -33,12 +36,16 @@ def operations_resume_stale(*, now: datetime | None = None) -> int:
     from django_tasks_db.models import DBTaskResult
 
     now = now or timezone.now()
-    grace = timedelta(seconds=setting("OPERATION_STALE_GRACE_SECONDS", 60))
-    candidates = Operation.objects.active().filter(
-        Q(lease_expires_at__lt=now)
-        | Q(lease_expires_at__isnull=True)
-        & (Q(run_after__isnull=True) | Q(run_after__lt=now - grace))
-        & Q(updated_at__lt=now - grace)
+    grace = timedelta(seconds=setting("OPERATION_STALE_GRACE_SECONDS"))
+    candidates = (
+        Operation.objects.active()
+        .exclude(kind__in=SYNCHRONOUS_KINDS)
+        .filter(
+            Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True)
+            & (Q(run_after__isnull=True) | Q(run_after__lt=now - grace))
+            & Q(updated_at__lt=now - grace)
+        )
     )
     # Operations that already have a task waiting in the queue need nothing more.
     queued = {
@@ -53,10 +60,43 @@ def operations_resume_stale(*, now: datetime | None = None) -> int:
         if op.pk in queued:
             continue
         with transaction.atomic():
-            enqueue(op)
+            # Only if nobody claimed it meanwhile and its lease is still lapsed: a worker
+            # that renewed its lease in time keeps its operation.
+            taken = (
+                Operation.objects.filter(
+                    pk=op.pk, claim=op.claim, state__in=Operation.ACTIVE_STATES
+                )
+                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+                .update(lease_expires_at=None, claim="", run_after=None, updated_at=now)
+            )
+            if not taken:
+                continue
+            send_task(op.pk)
         resumed += 1
     _close_abandoned_tasks(now)
+    _end_abandoned_synchronous(now)
     return resumed
+
+
+def _end_abandoned_synchronous(now: datetime) -> None:
+    """End synchronous operations whose request died mid-call (they are never resumed).
+
+    A password change runs inside the soldier's request; if that process stopped during the
+    call, nobody will finish the row, and nobody may replay it: it ends as failed, with a
+    message saying to do it again.
+    """
+    limit = now - timedelta(
+        seconds=setting("OPERATION_STALE_GRACE_SECONDS") + 2 * setting("OPENSTACK_TIMEOUT")
+    )
+    for op in Operation.objects.active().filter(kind__in=SYNCHRONOUS_KINDS, updated_at__lt=limit):
+        finish(
+            op,
+            Operation.State.FAILED,
+            gettext_noop(
+                "The portal stopped before the cloud answered; it is not known whether the "
+                "password was changed. Try again."
+            ),
+        )
 
 
 class WorkerLost(Exception):
@@ -74,7 +114,7 @@ def _close_abandoned_tasks(now: datetime) -> None:
     held = set(
         Operation.objects.active().filter(lease_expires_at__gte=now).values_list("pk", flat=True)
     )
-    started_before = now - timedelta(seconds=setting("OPERATION_LEASE_SECONDS", 300))
+    started_before = now - timedelta(seconds=setting("OPERATION_LEASE_SECONDS"))
     for task in DBTaskResult.objects.filter(
         status="RUNNING", task_path="portal.tasks.operation_run", started_at__lt=started_before
     ):
@@ -84,7 +124,7 @@ def _close_abandoned_tasks(now: datetime) -> None:
 
 
 def _reconcile_due(now: datetime) -> bool:
-    interval = timedelta(seconds=setting("RECONCILE_INTERVAL_SECONDS", 300))
+    interval = timedelta(seconds=setting("RECONCILE_INTERVAL_SECONDS"))
     last = (
         Operation.objects.filter(kind=Operation.Kind.RECONCILE)
         .order_by("-created_at")
@@ -104,5 +144,5 @@ def scheduler_tick(*, now: datetime | None = None) -> TickReport:
             report.reconcile_started = True
         except OperationRefused:
             pass  # a pass is already queued or running
-    report.discharges_started = len(soldiers_discharge_due())
+    report.discharges_started = len(soldiers_discharge_due(now=now))
     return report

@@ -165,16 +165,18 @@ def test_reconcile_mirrors_changes_made_outside_the_portal(
     assert instance.power_state == PowerState.SHUTDOWN
 
 
-def test_a_server_deleted_outside_the_portal_is_marked_and_its_floating_ip_is_drift(
+def test_a_server_deleted_outside_the_portal_is_marked_and_its_floating_ip_released(
     cast: Cast, admin: OpenStackClient, tasks: Any
 ) -> None:
     instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
     tasks()
     instance.refresh_from_db()
+    project_id = instance.project.keystone_id
+    assert len(admin.list_floating_ips(project_id=project_id)) == 1
     admin.delete_server(instance.server_id or "")
     admin.wait_for_server(instance.server_id or "", gone=True, timeout=30, interval=0.1)
 
-    reconcile()
+    op = reconcile()
 
     instance.refresh_from_db()
     assert instance.status == "DELETED"
@@ -183,15 +185,31 @@ def test_a_server_deleted_outside_the_portal_is_marked_and_its_floating_ip_is_dr
     assert Drift.objects.filter(
         kind=Drift.Kind.DELETED_OUTSIDE, resource_id=instance.server_id
     ).exists()
+    # Neutron keeps a floating IP whose server is gone: the portal's own is released, and the
+    # pass says so (stats, and a resolved drift row that tells what was done).
+    assert admin.list_floating_ips(project_id=project_id) == []
     fip = FloatingIP.objects.get(instance=instance)
-    orphan = Drift.objects.get(kind=Drift.Kind.ORPHAN_FLOATING_IP, resource_id=fip.neutron_id)
-    assert orphan.resolved_at is None
+    assert fip.released_at is not None
+    assert op.progress["stats"]["released_floating_ips"] == 1
+    record = Drift.objects.get(kind=Drift.Kind.ORPHAN_FLOATING_IP, resource_id=fip.neutron_id)
+    assert record.resolved_at is not None
+    assert "released" in record.detail
 
-    # Deleting the VM in the portal now releases the orphan, and the drift resolves.
-    admin.delete_floating_ip(fip.neutron_id)
-    reconcile()
-    orphan.refresh_from_db()
-    assert orphan.resolved_at is not None
+
+def test_a_floating_ip_the_portal_did_not_create_outlives_its_server_deleted_by_hand(
+    cast: Cast, admin: OpenStackClient, tasks: Any
+) -> None:
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    FloatingIP.objects.filter(instance=instance).update(created_by_portal=False)
+    admin.delete_server(instance.server_id or "")
+    admin.wait_for_server(instance.server_id or "", gone=True, timeout=30, interval=0.1)
+
+    op = reconcile()
+
+    assert op.progress["stats"]["released_floating_ips"] == 0
+    assert len(admin.list_floating_ips(project_id=instance.project.keystone_id)) == 1
 
 
 def test_servers_made_by_hand_in_a_soldier_project_are_adopted_others_are_drift(
