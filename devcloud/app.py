@@ -41,6 +41,9 @@ class Config:
     # How long Nova's network info cache lags Neutron: a floating IP shows in a server's
     # addresses only this long after it is associated, and lingers this long after release.
     address_refresh_seconds: float = 1.0
+    # Nova's [DEFAULT] reclaim_instance_interval: above 0, a deleted server stays SOFT_DELETED
+    # that long before it is reclaimed (deferred delete).
+    reclaim_instance_interval: float = 0.0
 
     @property
     def db_path(self) -> Path:

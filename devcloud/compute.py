@@ -67,6 +67,7 @@ STATE_MAP: dict[str, dict[str | None, str]] = {
     "stopped": {"default": "SHUTOFF"},
     "error": {"default": "ERROR"},
     "deleted": {"default": "DELETED"},
+    "soft-delete": {"default": "SOFT_DELETED"},
     "paused": {"default": "PAUSED"},
     "suspended": {"default": "SUSPENDED"},
 }
@@ -1394,7 +1395,15 @@ class Compute(Service):
             )
         elif op in ("start", "reboot"):
             server.update({"vm_state": "active", "task_state": None, "power_state": POWER_RUNNING})
-        elif op == "delete":
+        elif op == "delete" and self.cloud.config.reclaim_instance_interval > 0:
+            # Deferred delete: powered off and kept, then reclaimed after the interval.
+            server.update(
+                {"vm_state": "soft-delete", "task_state": None, "power_state": POWER_NOSTATE}
+            )
+            self._set_pending(
+                server, "reclaim", self.cloud.config.reclaim_instance_interval, start=when
+            )
+        elif op in ("delete", "reclaim"):
             self._release_ports(server)
             server.update(
                 {

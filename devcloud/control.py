@@ -4,10 +4,14 @@ Every call needs an X-Auth-Token carrying the admin role; bodies and answers are
 
     GET    /_devcloud/faults                 list active fault rules
     POST   /_devcloud/faults                 add one: {"method", "path", "status", "fraction",
-                                             "count", "latency", "action", "message", "after"}
+                                             "count", "latency", "action", "message", "after",
+                                             "defer", "skip"}
     DELETE /_devcloud/faults                 remove every rule and pending build failure
     DELETE /_devcloud/faults/{id}            remove one rule
     POST   /_devcloud/build-failures         {"count", "message"}: the next builds end in ERROR
+    GET    /_devcloud/settings               the settings below
+    PATCH  /_devcloud/settings               {"reclaim_instance_interval": seconds}: Nova's
+                                             deferred delete (0: off)
     POST   /_devcloud/revoke-tokens          every token issued so far answers 401
     GET    /_devcloud/requests?since=SEQ     the request log (see devcloud.testing for fields)
     DELETE /_devcloud/requests               empty the request log
@@ -43,6 +47,8 @@ class Control(Service):
         r.add("DELETE", "/faults", self.reset_faults)
         r.add("DELETE", "/faults/(?P<fault_id>[^/]+)", self.remove_fault)
         r.add("POST", "/build-failures", self.build_failures)
+        r.add("GET", "/settings", self.get_settings)
+        r.add("PATCH", "/settings", self.update_settings)
         r.add("POST", "/revoke-tokens", self.revoke_tokens)
         r.add("GET", "/requests", self.list_requests)
         r.add("DELETE", "/requests", self.clear_requests)
@@ -76,6 +82,8 @@ class Control(Service):
             "action",
             "message",
             "after",
+            "defer",
+            "skip",
         }
         unknown = sorted(set(body) - allowed)
         if unknown:
@@ -91,6 +99,8 @@ class Control(Service):
                 action=str(body.get("action", "error")),
                 message=body.get("message"),
                 after=bool(body.get("after", False)),
+                defer=float(body.get("defer", 0.0)),
+                skip=int(body.get("skip", 0)),
             )
             self.cloud.faults.add(fault)
         except (TypeError, ValueError) as exc:  # includes re.error, a ValueError subclass
@@ -117,6 +127,27 @@ class Control(Service):
         message = str(body.get("message") or "Build of instance aborted: devcloud injected failure")
         self.cloud.faults.fail_builds(count, message)
         return Response(202, {"pending": self.cloud.faults.pending_build_failures()})
+
+    def _settings(self) -> dict[str, Any]:
+        return {"reclaim_instance_interval": self.cloud.config.reclaim_instance_interval}
+
+    def get_settings(self, req: Request) -> Response:
+        return Response(200, {"settings": self._settings()})
+
+    def update_settings(self, req: Request) -> Response:
+        body = self._body(req)
+        unknown = sorted(set(body) - {"reclaim_instance_interval"})
+        if unknown:
+            raise _bad(f"Unknown setting(s): {', '.join(unknown)}")
+        if "reclaim_instance_interval" in body:
+            try:
+                interval = float(body["reclaim_instance_interval"])
+            except (TypeError, ValueError) as exc:
+                raise _bad("reclaim_instance_interval must be a number of seconds") from exc
+            if interval < 0:
+                raise _bad("reclaim_instance_interval must not be negative")
+            self.cloud.config.reclaim_instance_interval = interval
+        return Response(200, {"settings": self._settings()})
 
     def revoke_tokens(self, req: Request) -> Response:
         identity = self.cloud.identity

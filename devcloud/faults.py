@@ -21,7 +21,9 @@ class Fault:
     `path` is a regular expression searched in the full request path (e.g. "/compute/v2.1/servers").
     `status` None with action "error" means latency only. `count` None means "until removed".
     `after` means the request is carried out first and only its response is replaced or lost,
-    the case where a client cannot tell whether its call took effect.
+    the case where a client cannot tell whether its call took effect. With `defer` seconds as
+    well, the request is carried out that long after the client got its answer (or lost its
+    connection): a service that records a create late, after the client gave up on it.
     """
 
     method: str = "*"
@@ -33,6 +35,9 @@ class Fault:
     action: str = "error"
     message: str | None = None
     after: bool = False
+    defer: float = 0.0
+    # The first `skip` matching calls pass untouched (e.g. fail a listing's second page only).
+    skip: int = 0
     id: str = field(default_factory=new_hex_id)
     hits: int = 0
 
@@ -72,6 +77,10 @@ class Faults:
             raise ValueError("count must be a positive integer or null")
         if fault.latency < 0:
             raise ValueError("latency must not be negative")
+        if fault.skip < 0:
+            raise ValueError("skip must not be negative")
+        if fault.defer < 0 or (fault.defer and not fault.after):
+            raise ValueError("defer must not be negative, and needs after=true")
         if fault.action == "error" and fault.status is not None and not 400 <= fault.status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         with self._lock:
@@ -99,6 +108,9 @@ class Faults:
         with self._lock:
             for fault in list(self._faults):
                 if not fault.matches(method, path):
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 if fault.fraction < 1.0 and self._random.random() >= fault.fraction:
                     continue

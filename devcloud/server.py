@@ -98,6 +98,12 @@ class Handler(BaseHTTPRequestHandler):
         status: int | None
         if fault is not None and not fault.after:
             status = self._apply(fault, req, None)
+        elif fault is not None and fault.defer:
+            # The client is answered (or cut off) now; the service acts on the request later.
+            timer = threading.Timer(fault.defer, cloud.dispatch, args=(req,))
+            timer.daemon = True
+            timer.start()
+            status = self._apply(fault, req, None)
         else:
             response = cloud.dispatch(req)
             status = response.status

@@ -122,6 +122,8 @@ class FaultControl:
         action: str = "error",
         message: str | None = None,
         after: bool = False,
+        defer: float = 0.0,
+        skip: int = 0,
     ) -> str:
         """Add a fault rule; returns its id.
 
@@ -129,7 +131,9 @@ class FaultControl:
         r"^/compute/v2.1/servers$". `action` is "error" (answer `status`; None means latency
         only), "drop" (close the connection unanswered) or "timeout" (hold the request, then
         close it). `count` limits the rule to the next N matching calls; `fraction` makes it
-        hit that share of them; `after=True` carries the request out before failing it.
+        hit that share of them; `after=True` carries the request out before failing it, and
+        `defer` (with `after`) carries it out that many seconds after the client's answer;
+        `skip` lets the first N matching calls through untouched.
         """
         payload = {
             "method": method,
@@ -141,6 +145,8 @@ class FaultControl:
             "action": action,
             "message": message,
             "after": after,
+            "defer": defer,
+            "skip": skip,
         }
         return str(self._call("POST", "/faults", payload)["fault"]["id"])
 
@@ -157,11 +163,19 @@ class FaultControl:
         self._call("POST", "/build-failures", {"count": count, "message": message})
         return message
 
+    def settings(self, **changes: Any) -> dict[str, Any]:
+        """Change devcloud settings at run time (``reclaim_instance_interval``); all of them."""
+        if changes:
+            return dict(self._call("PATCH", "/settings", changes)["settings"])
+        return dict(self._call("GET", "/settings")["settings"])
+
     def revoke_tokens(self) -> None:
         self._call("POST", "/revoke-tokens", {})
 
     def reset(self) -> None:
+        """Remove every fault and pending build failure, and put the settings back."""
         self._call("DELETE", "/faults")
+        self._call("PATCH", "/settings", {"reclaim_instance_interval": 0})
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/requests?since={since}")["requests"])

@@ -135,8 +135,10 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     """
     assert op.soldier is not None
     soldier = Soldier.objects.get(pk=op.soldier.pk)
-    if soldier.state == Soldier.State.DISABLED or discharge_started(soldier):
+    if soldier.state == Soldier.State.DISABLED:
         raise StepFailed(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
+    if discharge_started(soldier):
+        raise StepFailed(gettext_noop("The soldier is being discharged; the VM was not created."))
     if soldier.state == Soldier.State.ACTIVE and onboarding_complete(soldier):
         return None
     # Not onboarded yet, or onboarded only in part (a crash between two records): onboarding
@@ -473,9 +475,8 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
             description=_fip_description(token),
         )
 
-    fip = ours or create_once(
-        op, "floating_ip", find=lambda: _unrecorded_fip(client, instance), create=create
-    )
+    # (``ours`` is this run's look-up: a lost create found is recognised by its token.)
+    fip = create_once(op, "floating_ip", find=lambda: ours, create=create)
     with fenced(op):
         _remember_fip(fip, instance=instance, created_by_portal=True)
         instance.floating_ip = fip.floating_ip_address

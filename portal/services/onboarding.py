@@ -158,22 +158,25 @@ def _soldier_project(op: Operation) -> Project:
     return project
 
 
-def _adoptable[T: (User, CloudProject)](
-    found: T | None, soldier: Soldier, what: str, name: str
-) -> T | None:
+def _adoptable[T: (User, CloudProject)](found: T | None, soldier: Soldier, what: str) -> T | None:
     """``found`` if the portal made it for this soldier; a conflict stops the onboarding."""
     if found is None:
         return None
     if (found.description or "") != account_marker(soldier):
-        raise StepFailed(
+        message = (
             gettext_noop(
-                "The cloud already has a %(what)s named %(name)s that the portal did not "
-                "create for this soldier, so it is not taken over. Give the soldier another "
-                "username, or ask a cloud administrator about the existing one."
-            ),
-            what=what,
-            name=found.name,
+                "The cloud already has a user named %(name)s that the portal did not create "
+                "for this soldier, so it is not taken over. Give the soldier another username, "
+                "or ask a cloud administrator about the existing user."
+            )
+            if what == "user"
+            else gettext_noop(
+                "The cloud already has a project named %(name)s that the portal did not create "
+                "for this soldier, so it is not taken over. Give the soldier another username, "
+                "or ask a cloud administrator about the existing project."
+            )
         )
+        raise StepFailed(message, name=found.name)
     return found
 
 
@@ -201,7 +204,7 @@ def _step_user(op: Operation, client: OpenStackClient) -> None:
 
     def find() -> User | None:
         found = _named(client.list_users(name=name, domain_id=domain_id()), name)
-        return _adoptable(found, soldier, "user", name)
+        return _adoptable(found, soldier, "user")
 
     def create() -> User:
         try:
@@ -236,7 +239,7 @@ def _step_project(op: Operation, client: OpenStackClient) -> None:
 
     def find() -> CloudProject | None:
         found = _named(client.list_projects(name=project.name, domain_id=domain_id()), project.name)
-        return _adoptable(found, soldier, "project", project.name)
+        return _adoptable(found, soldier, "project")
 
     def create() -> CloudProject:
         try:

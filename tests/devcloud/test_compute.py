@@ -450,3 +450,21 @@ def test_both_microversion_headers_select_the_2_74_host_field(
             .get("OS-EXT-SRV-ATTR:host")
         )
     ) == ("codesquare-devstack-compute1")
+
+
+def test_with_deferred_delete_a_server_is_soft_deleted_then_reclaimed(
+    cloud: Cloud, tenant: Tenant
+) -> None:
+    control = cloud.running.faults
+    control.settings(reclaim_instance_interval=0.5)
+    try:
+        server_id = boot(tenant.member, cloud)
+        wait_status(tenant.member, server_id, "ACTIVE")
+        assert tenant.member.delete("compute", f"/servers/{server_id}").status_code == 204
+        soft = wait_status(tenant.member, server_id, "SOFT_DELETED")
+        assert soft["OS-EXT-STS:vm_state"] == "soft-delete"
+        listed = tenant.member.get("compute", "/servers/detail").json()["servers"]
+        assert server_id in {s["id"] for s in listed}
+        wait_gone(tenant.member, server_id)
+    finally:
+        control.settings(reclaim_instance_interval=0)

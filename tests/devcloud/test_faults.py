@@ -153,3 +153,24 @@ def test_the_control_endpoint_is_admin_only(cloud: Cloud, tenant: Tenant) -> Non
     assert requests.get(f"{cloud.url}/_devcloud/faults", timeout=10).status_code == 401
     with pytest.raises(DevcloudError, match="400"):
         cloud.running.faults.add(action="explode")
+
+
+def test_a_deferred_fault_answers_now_and_carries_the_request_out_later(
+    faults: FaultControl, tenant: Tenant, cloud: Cloud
+) -> None:
+    # A create the service records after the client gave up on it: the client's connection is
+    # cut at once, and the server appears a moment later.
+    faults.add(method="POST", path=r"/compute/v2\.1/servers$", action="drop", after=True, defer=0.5)
+    name = f"late-{time.monotonic_ns()}"
+    with pytest.raises(requests.ConnectionError):
+        boot(tenant.member, cloud, name=name)
+    listed = tenant.member.get("compute", "/servers", params={"name": name}).json()["servers"]
+    assert listed == []
+    time.sleep(1.0)
+    listed = tenant.member.get("compute", "/servers", params={"name": name}).json()["servers"]
+    assert [s["name"] for s in listed] == [name]
+
+
+def test_defer_needs_after(faults: FaultControl) -> None:
+    with pytest.raises(DevcloudError, match="defer"):
+        faults.add(path="/servers", defer=1.0)

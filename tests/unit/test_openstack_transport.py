@@ -15,6 +15,7 @@ from portal.openstack import (
     BadRequest,
     Conflict,
     EndpointNotFound,
+    IncompleteListing,
     MemoryTokenCache,
     Microversion,
     NotFound,
@@ -476,3 +477,16 @@ def test_threads_hit_by_one_revocation_log_in_once(fake: FakeCloud) -> None:
         results = list(pool.map(lambda _: worker(), range(8)))
     assert results == ["s1"] * 8
     assert client.transport.authentications == 2
+
+
+def test_a_next_link_that_repeats_itself_is_an_incomplete_listing(fake: FakeCloud) -> None:
+    # A listing that stops at a looping link is not the whole collection: the caller must not
+    # conclude anything from what is missing (reconcile would declare servers gone).
+    def page(call: Call) -> Reply:
+        href = "http://cloud.test/compute/v2.1/servers/detail?marker=s1"
+        return 200, {}, {"servers": [_server(1)], "servers_links": [{"rel": "next", "href": href}]}
+
+    fake.route("GET", "/compute/v2.1/servers/detail", page)
+    client, _ = make_client(fake)
+    with pytest.raises(IncompleteListing, match="repeats"):
+        client.list_servers()
