@@ -3,9 +3,11 @@
 Interfaces (views, admin actions, management commands, tasks) call these keyword-only functions,
 named ``<entity>_<verb>``. Every multi-step cloud action is a durable ``Operation`` run by
 ``engine`` as a sequence of idempotent steps: each step looks for what it is about to create
-before creating it (the user and project by name, the server by the request tag in its metadata,
-the floating IP by port), and the operation's progress is saved before each step, so a crash, a
-timeout or a retry resumes instead of duplicating.
+before creating it (the user and project by name and the portal's marker, the server by the
+request tag in its metadata, the floating IP by a token saved before its create), a create whose
+answer was lost is looked for before it is tried again, and the operation's progress is saved
+before each step, so a crash, a timeout or a retry resumes instead of duplicating. Every write a
+running operation makes is fenced by its worker's claim, so two workers never run one step.
 """
 
 from portal.services.batches import batch_instances, batch_launch, batch_retry_failed
@@ -16,8 +18,10 @@ from portal.services.discharge import (
 )
 from portal.services.engine import (
     STEPS,
+    SYNCHRONOUS_KINDS,
     OperationRefused,
     Wait,
+    clean_cloud_text,
     operation_retry,
     operation_run,
     step_reached,
@@ -25,14 +29,17 @@ from portal.services.engine import (
 from portal.services.instances import (
     FIP_DESCRIPTION_PREFIX,
     REQUEST_TAG_KEY,
+    discharge_started,
     instance_delete,
     instance_launch,
     instance_power,
 )
 from portal.services.onboarding import (
     cloud_is_configured,
+    onboarding_complete,
     soldier_create,
     soldier_onboard,
+    soldier_problem,
     vm_template_from_cloud,
 )
 from portal.services.passwords import (
@@ -47,6 +54,7 @@ __all__ = [
     "FIP_DESCRIPTION_PREFIX",
     "REQUEST_TAG_KEY",
     "STEPS",
+    "SYNCHRONOUS_KINDS",
     "OperationRefused",
     "PasswordReset",
     "TickReport",
@@ -54,11 +62,14 @@ __all__ = [
     "batch_instances",
     "batch_launch",
     "batch_retry_failed",
+    "clean_cloud_text",
     "cloud_is_configured",
     "cloud_reconcile",
+    "discharge_started",
     "instance_delete",
     "instance_launch",
     "instance_power",
+    "onboarding_complete",
     "operation_retry",
     "operation_run",
     "operations_resume_stale",
@@ -69,6 +80,7 @@ __all__ = [
     "soldier_onboard",
     "soldier_password_change",
     "soldier_password_reset",
+    "soldier_problem",
     "soldiers_discharge_due",
     "step_reached",
     "vm_template_from_cloud",

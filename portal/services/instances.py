@@ -164,7 +164,8 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
         )
         if running is None:
             try:
-                running = soldier_onboard(soldier=soldier, requested_by=op.requested_by)
+                with fenced(op):
+                    running = soldier_onboard(soldier=soldier, requested_by=op.requested_by)
             except OperationRefused:
                 return Wait(poll_seconds())  # another operation holds the soldier
         op.progress["onboard_operation"] = running.pk

@@ -85,9 +85,10 @@ def test_a_step_longer_than_the_lease_keeps_its_claim_so_no_second_worker_runs_i
     site.env["OPERATION_LEASE_SECONDS"] = "1"
     username = unique("slow")
     op_id = int(site.shell(launch_code(username)))
-    # The create is held three leases long before devcloud acts on it.
+    # The create is held eight leases long before devcloud acts on it (long enough that the
+    # scheduler below looks while it is still in flight, however slowly its process starts).
     portal_cloud.faults.add(
-        method="POST", path=r"/compute/v2\.1/servers$", status=None, latency=3.0, count=1
+        method="POST", path=r"/compute/v2\.1/servers$", status=None, latency=8.0, count=1
     )
     site.start_worker()
     site.wait_for(op_id, lambda state, step: step == "server")
