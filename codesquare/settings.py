@@ -195,6 +195,14 @@ OPERATION_DISCHARGE_TIMEOUT_SECONDS = env.float("OPERATION_DISCHARGE_TIMEOUT_SEC
 OPERATION_RETRY_MAX_SECONDS = env.float("OPERATION_RETRY_MAX_SECONDS", default=60)
 OPERATION_STALE_GRACE_SECONDS = env.float("OPERATION_STALE_GRACE_SECONDS", default=60)
 RECONCILE_INTERVAL_SECONDS = env.float("RECONCILE_INTERVAL_SECONDS", default=300)
+# Usernames no soldier may take, besides the cloud's own (admin, nova, neutron, glance, ...) and
+# the portal's cloud user, which portal.validation always refuses.
+OPENSTACK_RESERVED_USERNAMES = env.list("OPENSTACK_RESERVED_USERNAMES", default=[])
+# Roster import (Soldier admin): the largest file and the most rows one import takes, and how
+# long an uploaded file waits for its confirmation.
+ROSTER_MAX_UPLOAD_BYTES = env.int("ROSTER_MAX_UPLOAD_BYTES", default=5 * 1024 * 1024)
+ROSTER_MAX_ROWS = env.int("ROSTER_MAX_ROWS", default=5000)
+ROSTER_UPLOAD_TTL_SECONDS = env.int("ROSTER_UPLOAD_TTL_SECONDS", default=3600)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
