@@ -343,7 +343,6 @@ class KnownSoldier:
     username: str
     state: str  # Soldier.State value
     vm_templates: frozenset[str]  # templates the soldier has a live VM from
-    onboarding_started: bool  # an onboard operation exists (any state)
 
 
 @dataclass(frozen=True)
@@ -401,7 +400,7 @@ class RosterDateField(forms.Field):
 
 
 class RosterTextField(forms.CharField):
-    """A name or a unit: text without control characters or a leading formula sign."""
+    """A name or a unit (checked by the form: a known soldier's current value always passes)."""
 
     def __init__(self, *, limit: int) -> None:
         super().__init__(required=False)
@@ -411,10 +410,6 @@ class RosterTextField(forms.CharField):
         if isinstance(value, datetime | date):
             value = value.isoformat()
         return str(super().to_python(value) or "")
-
-    def validate(self, value: Any) -> None:
-        if value:
-            validation.clean_text(value, max_length=self.limit)
 
 
 def _shown(value: Any) -> str:
@@ -512,16 +507,40 @@ class RosterRowForm(forms.Form):
         self.context = context
         self.present = present
 
+    def _known_soldier(self) -> KnownSoldier | None:
+        return self.context.soldiers.get(self.cleaned_data.get("service_number", ""))
+
     def clean_service_number(self) -> str:
-        return validation.clean_service_number(self.cleaned_data["service_number"])
+        value = validation.normalize_text(self.cleaned_data["service_number"])
+        if value in self.context.soldiers:
+            return value  # recorded before today's rules: an export must import back as it is
+        return validation.clean_service_number(value)
 
     def clean_username(self) -> str:
         value = self.cleaned_data["username"]
         if not value:
             return ""
+        known = self._known_soldier()
+        if known is not None and value.lower() == known.username.lower():
+            return known.username
         return validation.clean_username(
             value, reserved=self.context.reserved, prefix=self.context.prefix
         )
+
+    def _clean_text(self, name: str) -> str:
+        value = str(self.cleaned_data[name])
+        known = self._known_soldier()
+        if not value or (known is not None and value == getattr(known, name)):
+            return value
+        field = self.fields[name]
+        assert isinstance(field, RosterTextField)
+        return validation.clean_text(value, max_length=field.limit)
+
+    def clean_name(self) -> str:
+        return self._clean_text("name")
+
+    def clean_unit(self) -> str:
+        return self._clean_text("unit")
 
     def clean_template(self) -> str:
         name = str(self.cleaned_data["template"])
@@ -635,7 +654,7 @@ class RosterRowForm(forms.Form):
     def _known(self, result: RowResult, data: dict[str, Any], known: KnownSoldier) -> None:
         result.soldier_pk = known.pk
         result.username = known.username
-        if data["username"] and data["username"] != known.username.lower():
+        if data["username"] and data["username"] != known.username:
             result.reject(
                 gettext(
                     "This soldier's username is %(current)s; an import cannot rename a cloud "
@@ -651,11 +670,12 @@ class RosterRowForm(forms.Form):
             if new not in ("", None) and new != old:
                 result.changes.append(Change(key, old, new))
         new_values = result.values
-        self._dates(
-            result,
-            new_values.get("enlisted_on", known.enlisted_on),
-            new_values.get("discharge_on", known.discharge_on),
-        )
+        if {"enlisted_on", "discharge_on"} & set(new_values):
+            self._dates(
+                result,
+                new_values.get("enlisted_on", known.enlisted_on),
+                new_values.get("discharge_on", known.discharge_on),
+            )
         template = data["template"]
         if template and template not in known.vm_templates:
             if known.state == "disabled":
@@ -665,14 +685,11 @@ class RosterRowForm(forms.Form):
                 )
             else:
                 result.launch = template
-        if known.state == "pending" and not known.onboarding_started:
-            result.onboard = True
         if result.action == Action.REJECTED:
             result.changes = []
             result.launch = ""
-            result.onboard = False
             return
-        changed = result.changes or result.launch or result.onboard
+        changed = result.changes or result.launch
         result.action = Action.UPDATE if changed else Action.UNCHANGED
 
 

@@ -32,7 +32,6 @@ from portal import roster, status, validation
 from portal.models import (
     Batch,
     Instance,
-    Operation,
     RosterUpload,
     Soldier,
     VmTemplate,
@@ -148,7 +147,6 @@ def roster_context(keys: roster.RowKeys) -> roster.RosterContext:
             known[row["service_number"]] = dict(row)
     by_pk: dict[int, dict[str, Any]] = {row["pk"]: row for row in known.values()}
     templates_of: dict[int, set[str]] = defaultdict(set)
-    onboarded: set[int] = set()
     for pks in _chunks(sorted(by_pk)):
         live = (
             Instance.objects.filter(
@@ -159,11 +157,6 @@ def roster_context(keys: roster.RowKeys) -> roster.RosterContext:
         )
         for owner_id, template_name in live:
             templates_of[owner_id].add(template_name)
-        onboarded.update(
-            Operation.objects.filter(kind=Operation.Kind.ONBOARD, soldier_id__in=pks)
-            .values_list("soldier_id", flat=True)
-            .distinct()
-        )
     soldier_usernames: dict[str, str] = {}
     account_usernames: set[str] = set()
     for names in _chunks(sorted(keys.usernames)):
@@ -190,7 +183,6 @@ def roster_context(keys: roster.RowKeys) -> roster.RosterContext:
                 username=row["keystone_user_name"],
                 state=row["state"],
                 vm_templates=frozenset(templates_of[row["pk"]]),
-                onboarding_started=row["pk"] in onboarded,
             )
             for number, row in known.items()
         },

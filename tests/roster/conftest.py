@@ -14,6 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from portal import services
+from portal.models import Soldier, VmTemplate
 from tests.integration.conftest import *  # noqa: F403 -- portal_cloud, cast, tasks, admin, ...
 
 HEADERS_KO = ["군번", "이름", "소속", "입대일", "전역일"]
@@ -45,6 +47,20 @@ def roster_rows(count: int, *, start: int = 0, prefix: str = "24-7") -> list[lis
         [f"{prefix}{n:07d}", f"김병사{n}", "제1대대", "2025-03-04", "2099-09-03"]
         for n in range(start, start + count)
     ]
+
+
+def template(name: str, *, active: bool = True) -> VmTemplate:
+    """A template row only (no cloud): enough for the preview and for queueing launches."""
+    return VmTemplate.objects.create(
+        name=name, image_id=f"img-{name}", flavor_id="flv", is_active=active
+    )
+
+
+def soldier(number: str, username: str, **fields: Any) -> Soldier:
+    user = get_user_model().objects.create_user(username=username)
+    return services.soldier_create(
+        user=user, service_number=number, keystone_user_name=username, **fields
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django_tasks_db.models import DBTaskResult
 
-from portal import services
-from portal.models import Batch, Instance, Operation, RosterUpload, Soldier, VmTemplate
+from portal.models import Batch, Instance, Operation, RosterUpload, Soldier
 from tests.integration.conftest import recorded_calls
 from tests.roster.conftest import (
     HEADERS_KO,
@@ -28,6 +27,8 @@ from tests.roster.conftest import (
     csv_file,
     english_client,
     roster_rows,
+    soldier,
+    template,
     text_of,
     xlsx_file,
 )
@@ -35,19 +36,6 @@ from tests.roster.conftest import (
 pytestmark = pytest.mark.django_db
 
 FULL = ["군번", "이름", "소속", "입대일", "전역일", "사용자명", "템플릿"]
-
-
-def template(name: str, *, active: bool = True) -> VmTemplate:
-    return VmTemplate.objects.create(
-        name=name, image_id=f"img-{name}", flavor_id="flv", is_active=active
-    )
-
-
-def soldier(number: str, username: str, **fields: Any) -> Soldier:
-    user = get_user_model().objects.create_user(username=username)
-    return services.soldier_create(
-        user=user, service_number=number, keystone_user_name=username, **fields
-    )
 
 
 @pytest.fixture
@@ -351,11 +339,11 @@ def test_confirming_writes_the_valid_rows_and_queues_one_batch(
     assert not Soldier.objects.filter(service_number="NEW-3").exists()
     known = Soldier.objects.get(service_number="KNOWN-1")
     assert (known.discharge_on, known.name) == (date(2099, 12, 31), "박알림")
-    # Onboarding for the two new soldiers and for KNOWN-1 (recorded by hand, never onboarded),
-    # and the two launches asked for.
+    # Onboarding for the two new soldiers, and the two launches asked for (KNOWN-1's launch
+    # onboards that soldier first by itself).
     kinds = sorted(batch.operations.values_list("kind", flat=True))
-    assert kinds == ["launch", "launch", "onboard", "onboard", "onboard"]
-    assert batch.total == 5
+    assert kinds == ["launch", "launch", "onboard", "onboard"]
+    assert batch.total == 4
     assert (batch.kind, batch.requested_by) == ("roster_import", staff)
     assert RosterUpload.objects.get().batch == batch
 
