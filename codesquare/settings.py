@@ -84,9 +84,15 @@ DATABASES = {
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A web server and a task worker share one SQLite file: wait for locks instead of failing,
-    # and take the write lock up front so two writers never deadlock on an upgrade.
+    # and take the write lock up front so two writers never deadlock on an upgrade. In WAL mode
+    # synchronous=NORMAL is still safe from corruption and spares an fsync per commit (a roster
+    # import commits one task per operation it queues: 2,200 commits for 2,000 soldiers).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     # Tests use a file too, so threads and worker processes share one database as they do live.
     DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test-db.sqlite3")})
