@@ -413,7 +413,7 @@ def instances_export(*, instances: QuerySet[Instance], file_format: str) -> Expo
             headers += [f"{label} (KST)", f"{label} (UTC)"]
         else:
             headers.append(label)
-    headers.append(_("Status"))
+    headers.append(_("Merged status"))
     queryset = instances.select_related("project", "owner", "template", "pending_operation")
 
     def value(instance: Instance, f: Any) -> list[Any]:

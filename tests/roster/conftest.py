@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import openpyxl
@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from portal import services
 from portal.models import Soldier, VmTemplate
@@ -61,6 +62,13 @@ def soldier(number: str, username: str, **fields: Any) -> Soldier:
     return services.soldier_create(
         user=user, service_number=number, keystone_user_name=username, **fields
     )
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Assertions read English messages; one test checks the Korean default on its own."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(autouse=True)

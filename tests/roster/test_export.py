@@ -148,7 +148,7 @@ def test_the_instance_export_has_every_mirrored_field_and_times_in_kst_and_utc(
     assert row["launched (as sent)"] == "2020-10-16T06:26:08.000000"
     assert row["power state"] == "Running"
     assert row["owner"] == "김똠방 (22-71234567)"
-    assert row["Status"] == "Running"
+    assert row["Merged status"] == "Running"
     assert row["addresses"] == '[{"addr": "10.20.0.5", "type": "fixed"}]'
     xlsx = xlsx_rows(export(staff_client, "instance", "xlsx", "?status__exact=ACTIVE"))
     assert xlsx[0] == header

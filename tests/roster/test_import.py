@@ -539,3 +539,16 @@ def test_the_changelist_offers_the_import_to_an_operator(staff_client: Client) -
     page = staff_client.get(reverse("admin:portal_soldier_changelist")).content.decode()
     assert reverse(IMPORT_URL) in page
     assert staff_client.get(reverse(IMPORT_URL)).status_code == 200
+
+
+def test_the_preview_speaks_korean_by_default(world: dict[str, Any], staff: Any) -> None:
+    client = Client()
+    client.force_login(staff)
+    importer = Importer(client)
+    data = csv_file(
+        [HEADERS_KO, ["NEW-1", "김똠방", "", "", ""], ["NEW-2", "홍", "", "2024-13-01", ""]]
+    )
+    page = text_of(importer.preview(data))
+    assert "미리 보기입니다" in page
+    assert "신규" in page
+    assert "입대일 (enlisted_on): 2024-13-01은(는) 날짜가 아닙니다" in page
