@@ -552,3 +552,12 @@ def test_the_preview_speaks_korean_by_default(world: dict[str, Any], staff: Any)
     assert "미리 보기입니다" in page
     assert "신규" in page
     assert "입대일 (enlisted_on): 2024-13-01은(는) 날짜가 아닙니다" in page
+
+
+def test_a_10000_row_file_is_refused_whole_at_the_default_limit(
+    world: dict[str, Any], importer: Importer
+) -> None:
+    response = importer.upload(csv_file([HEADERS_KO, *roster_rows(10_000)]))
+    assert "more than 5000 rows" in text_of(response)
+    assert RosterUpload.objects.count() == 0
+    assert not Soldier.objects.filter(service_number__startswith="24-7").exists()
