@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.options import Action, ActionLocation
+from django.contrib.admin.options import IS_POPUP_VAR, Action, ActionLocation
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -130,6 +130,8 @@ class ExportMixin(_ModelAdmin):
         self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
     ) -> dict[str, Any]:
         actions = super().get_actions(request, action_location=action_location)
+        if self.actions is None or IS_POPUP_VAR in request.GET:
+            return actions
         if action_location == ActionLocation.CHANGE_LIST and self.has_view_permission(request):
             for name, description in (
                 ("export_selected_csv", _("Export selected %(verbose_name_plural)s (CSV)")),

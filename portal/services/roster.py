@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -215,6 +215,20 @@ def roster_import(
     ``sha256`` and ``digest`` are the file and the preview the person confirmed; anything else
     is refused (``RosterRefused``; ``RosterStale`` when the data moved since the preview).
     """
+    try:
+        return _import(upload=upload, sha256=sha256, digest=digest, requested_by=requested_by)
+    except IntegrityError as exc:
+        # Another import (or an edit) wrote the same service number or username between this
+        # confirmation's checks and its writes; nothing of this one was kept.
+        raise RosterRefused(
+            gettext_noop(
+                "Someone else added the same soldiers at the same moment, so nothing was "
+                "imported. Upload the file again to see what is left to do."
+            )
+        ) from exc
+
+
+def _import(*, upload: RosterUpload, sha256: str, digest: str, requested_by: Any) -> RosterImport:
     with transaction.atomic():
         # Locks the upload: a double-clicked confirmation imports once.
         locked = RosterUpload.objects.select_for_update().get(pk=upload.pk)

@@ -561,3 +561,20 @@ def test_a_10000_row_file_is_refused_whole_at_the_default_limit(
     assert "more than 5000 rows" in text_of(response)
     assert RosterUpload.objects.count() == 0
     assert not Soldier.objects.filter(service_number__startswith="24-7").exists()
+
+
+def test_a_soldier_added_by_someone_else_during_the_confirmation_is_refused_cleanly(
+    world: dict[str, Any], importer: Importer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.services import roster as roster_service
+
+    preview = importer.preview(csv_file([HEADERS_KO, ["NEW-1", "새", "", "", ""]]))
+    # The race: the confirmation's checks saw the database before another request's commit.
+    seen = roster_service.roster_context(roster_service.roster.RowKeys({"NEW-1"}, {"new-1"}, set()))
+    monkeypatch.setattr(roster_service, "roster_context", lambda keys: seen)
+    soldier("NEW-1", "new-1", name="먼저 온 사람")
+    before = counts()
+    response = importer.confirm(preview)
+    assert "at the same moment" in text_of(importer.client.get(response["Location"]))
+    assert counts() == before
+    assert RosterUpload.objects.get().confirmed_at is None
