@@ -23,8 +23,14 @@ HEADERS = ["군번", "이름", "소속", "입대일", "전역일", "사용자명
 
 
 def test_a_cohort_of_200_good_rows_and_5_bad_ones_onboards_the_200_and_reports_the_5(
-    portal_cloud: Any, importer: Importer, tasks: Any, admin: OpenStackClient
+    portal_cloud: Any, importer: Importer, tasks: Any, admin: OpenStackClient, settings: Any
 ) -> None:
+    # The session's cloud is shared by every test: 200 project routers would take 200 addresses
+    # of its external network. Shared mode onboards without them (project mode is covered by
+    # tests/integration/test_operations_onboard.py).
+    settings.OPENSTACK_NETWORK_MODE = "shared"
+    shared = next(n for n in admin.list_networks(shared=True) if not n.external)
+    settings.OPENSTACK_SHARED_NETWORK = shared.name
     template = services.vm_template_from_cloud(name=unique("tpl"))
     prefix = f"R{secrets.token_hex(3)}"
     good = [
@@ -77,3 +83,6 @@ def test_a_cohort_of_200_good_rows_and_5_bad_ones_onboards_the_200_and_reports_t
     again = importer.preview(data)
     assert again.context["preview"].totals["unchanged"] == 200
     assert Operation.objects.count() == 202
+    for vm in vms:  # give the shared cloud its two floating IPs back
+        services.instance_delete(instance=vm)
+    tasks(timeout=120)
