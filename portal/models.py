@@ -482,3 +482,32 @@ class Drift(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.resource_id}"
+
+
+class RosterUpload(models.Model):
+    """A roster file kept between its preview and its confirmation.
+
+    The confirmation re-reads these bytes (never a file the browser sends again) and re-checks
+    them against the database, so what is imported is what was previewed, or nothing.
+    """
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    filename = models.CharField(_("file name"), max_length=255)
+    data = models.BinaryField(_("file contents"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    size = models.PositiveIntegerField(_("size in bytes"))
+    created_at = models.DateTimeField(_("uploaded"), auto_now_add=True)
+    confirmed_at = models.DateTimeField(_("imported"), null=True, blank=True)
+    batch = models.ForeignKey(
+        Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("roster upload")
+        verbose_name_plural = _("roster uploads")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.filename

@@ -1,76 +1,280 @@
-"""What the cloud will accept, checked before anything is sent to it.
+"""What the cloud and the portal accept as a soldier's service number, username and dates.
 
-Pure rules shared by the services (which refuse with ``OperationRefused``), the model fields
-(Django validators, so admin forms agree) and the roster import. Each rule returns a ``Problem``
-(a gettext msgid and its parameters, translated when shown) or None.
+Pure rules (no database, no cloud call) shared by the roster import and the services, so a name
+the preview accepts is one Keystone accepts too: Keystone keeps user names up to 255 characters
+and refuses project names over 64, and a soldier's project is named
+``OPENSTACK_PROJECT_PREFIX`` + username. Onboarding adopts an existing Keystone user of the same
+name, so the names of the cloud's own users (``admin``, the service users, the portal's own user)
+are refused outright. Each rule raises ``django.core.exceptions.ValidationError`` with a code.
 
-The limits are the cloud's: Keystone refuses user names over 255 characters and project names
-over 64, and the portal names a soldier's project ``OPENSTACK_PROJECT_PREFIX + username`` (and
-its network and router after the project), so the username's real limit is 64 minus the prefix.
+The services refuse with a ``Problem`` (a gettext msgid and its parameters, translated when
+shown, so a message stored on an operation reads in each reader's language): the ``*_problem``
+functions below wrap the same rules. Model fields use the ``validate_*`` validators.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
-KEYSTONE_PROJECT_NAME_MAX = 64
-KEYSTONE_USER_NAME_MAX = 255
-NOVA_SERVER_NAME_MAX = 255
-SERVICE_NUMBER_MAX = 32
-PERSON_NAME_MAX = 100
-TEMPLATE_NAME_MAX = 100
+SERVICE_NUMBER_MAX_LENGTH = 32  # Soldier.service_number
+KEYSTONE_USER_NAME_MAX_LENGTH = 255  # Keystone's user name column
+KEYSTONE_PROJECT_NAME_MAX_LENGTH = 64  # Keystone refuses longer project names
+DJANGO_USERNAME_MAX_LENGTH = 150  # every soldier also has a Django User of that name
+NOVA_SERVER_NAME_MAX_LENGTH = 255
+PERSON_NAME_MAX_LENGTH = 100  # Soldier.name
+TEMPLATE_NAME_MAX_LENGTH = 100  # VmTemplate.name
 
-# Names a soldier may never be given: the cloud's own accounts (Keystone's bootstrap admin and
-# the service users every OpenStack deployment creates) and the portal's. Compared the way a
-# MySQL-backed Keystone compares names: without regard to case.
-RESERVED_USER_NAMES = frozenset(
+# Users every OpenStack deployment may hold besides soldiers: the bootstrap admin and the users
+# the services run as (devstack, kolla-ansible and OpenStack-Ansible name them after the service).
+CLOUD_USERNAMES = frozenset(
     {
         "admin",
         "root",
-        "service",
-        "services",
+        "administrator",
         "demo",
+        "service",
+        "keystone",
         "nova",
         "neutron",
         "glance",
         "placement",
         "cinder",
         "swift",
-        "keystone",
         "heat",
+        "heat_domain_admin",
         "octavia",
+        "ironic",
         "barbican",
         "designate",
         "manila",
-        "ironic",
-        "aodh",
-        "gnocchi",
-        "ceilometer",
         "magnum",
+        "aodh",
+        "ceilometer",
+        "gnocchi",
         "trove",
         "zun",
         "masakari",
-        "codesquare",
-        "codesquare-portal",
+        "cyborg",
+        "skyline",
+        "horizon",
     }
 )
 
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SERVICE_NUMBER = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]*$")
-_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SERVICE_NUMBER = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]*[0-9A-Za-z])?")
+# ASCII only: the name becomes part of the project, network and VM (host) names.
+_USERNAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Spreadsheets run a cell that starts with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_DATE_PATTERNS = (
+    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"),
+    re.compile(r"(?P<y>\d{4})\.\s*(?P<m>\d{1,2})\.\s*(?P<d>\d{1,2})\.?"),
+    re.compile(r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})"),
+    re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
+)
+
+
+def normalize_text(value: object) -> str:
+    """A cell as text: NFKC (full-width letters and digits become ASCII), trimmed."""
+    if value is None:
+        return ""
+    return unicodedata.normalize("NFKC", str(value)).strip()
+
+
+def clean_text(value: str, *, max_length: int) -> str:
+    """A name or unit: no control characters, no spreadsheet formula, not too long."""
+    if _CONTROL.search(value):
+        raise ValidationError(_("It contains control characters."), code="control_characters")
+    if value.startswith(("=", "+", "@")):
+        raise ValidationError(
+            _("It starts with %(char)s, which spreadsheets run as a formula."),
+            code="formula",
+            params={"char": value[0]},
+        )
+    if len(value) > max_length:
+        raise ValidationError(
+            _("It is longer than %(max)s characters."),
+            code="text_too_long",
+            params={"max": max_length},
+        )
+    return value
+
+
+def clean_service_number(value: object) -> str:
+    """A service number such as 22-71234567: letters, digits and inner hyphens, ≤ 32."""
+    text = normalize_text(value)
+    if not text:
+        raise ValidationError(_("The service number is missing."), code="required")
+    if len(text) > SERVICE_NUMBER_MAX_LENGTH:
+        raise ValidationError(
+            _("The service number is longer than %(max)s characters."),
+            code="too_long",
+            params={"max": SERVICE_NUMBER_MAX_LENGTH},
+        )
+    if not _SERVICE_NUMBER.fullmatch(text):
+        raise ValidationError(
+            _("The service number %(value)s may hold only letters, digits and hyphens."),
+            code="invalid",
+            params={"value": text},
+        )
+    return text
+
+
+def username_from_service_number(service_number: str) -> str:
+    """The username of a soldier whose roster row names none: the service number, lowercase."""
+    return service_number.lower()
+
+
+def project_prefix() -> str:
+    return str(settings.OPENSTACK_PROJECT_PREFIX)
+
+
+def username_max_length(prefix: str | None = None) -> int:
+    """The longest username whose Keystone user, Django user and project names all fit."""
+    prefix = project_prefix() if prefix is None else prefix
+    return min(
+        KEYSTONE_USER_NAME_MAX_LENGTH,
+        DJANGO_USERNAME_MAX_LENGTH,
+        KEYSTONE_PROJECT_NAME_MAX_LENGTH - len(prefix),
+    )
+
+
+_own_username: dict[tuple[str, ...], str] = {}
+
+
+def portal_cloud_username() -> str:
+    """The user the portal itself signs in to the cloud as ("" when no cloud is configured).
+
+    Read from clouds.yaml or the ``OS_*`` variables once per configuration, not per soldier.
+    """
+    from portal.openstack import errors, load_config
+
+    key = (
+        str(settings.OPENSTACK_CLOUD),
+        *(
+            os.environ.get(name, "")
+            for name in ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD", "OS_USERNAME")
+        ),
+    )
+    if key not in _own_username:
+        try:
+            config = load_config(settings.OPENSTACK_CLOUD or None)
+        except errors.ConfigurationError:
+            return ""
+        _own_username[key] = (config.username or "").lower()
+    return _own_username[key]
+
+
+def reserved_usernames() -> frozenset[str]:
+    """Names a soldier may not take: the cloud's own users, the portal's, and the configured."""
+    extra = {
+        n.strip().lower()
+        for n in getattr(settings, "OPENSTACK_RESERVED_USERNAMES", [])
+        if n.strip()
+    }
+    own = portal_cloud_username()
+    return CLOUD_USERNAMES | extra | ({own} if own else set())
+
+
+def clean_username(
+    value: object,
+    *,
+    reserved: Collection[str] | None = None,
+    prefix: str | None = None,
+) -> str:
+    """A soldier's username (Keystone user, Django user, project suffix), lowercased.
+
+    ``reserved`` defaults to ``reserved_usernames()``; pass it when checking many names.
+    """
+    text = normalize_text(value).lower()
+    if not text:
+        raise ValidationError(_("The username is missing."), code="required")
+    longest = username_max_length(prefix)
+    if len(text) > longest:
+        raise ValidationError(
+            _(
+                "The username %(value)s is longer than %(max)s characters (the cloud's project "
+                "name, %(prefix)s plus the username, must fit in %(project_max)s)."
+            ),
+            code="too_long",
+            params={
+                "value": text,
+                "max": longest,
+                "prefix": project_prefix() if prefix is None else prefix,
+                "project_max": KEYSTONE_PROJECT_NAME_MAX_LENGTH,
+            },
+        )
+    if not _USERNAME.fullmatch(text):
+        raise ValidationError(
+            _(
+                "The username %(value)s may hold only lowercase letters, digits, dots, hyphens "
+                "and underscores, and must start and end with a letter or digit."
+            ),
+            code="invalid",
+            params={"value": text},
+        )
+    if text in (reserved_usernames() if reserved is None else reserved):
+        raise ValidationError(
+            _("The username %(value)s belongs to the cloud itself and cannot be a soldier's."),
+            code="reserved",
+            params={"value": text},
+        )
+    return text
+
+
+def parse_date(value: object) -> date | None:
+    """A roster date: YYYY-MM-DD, YYYY.MM.DD (Excel's Korean style too), YYYYMMDD or a date cell."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # 20240305 typed into a number cell
+    text = normalize_text(value)
+    if not text:
+        return None
+    for pattern in _DATE_PATTERNS:
+        match = pattern.fullmatch(text)
+        if match:
+            try:
+                return date(int(match["y"]), int(match["m"]), int(match["d"]))
+            except ValueError:
+                break
+    raise ValidationError(
+        _("%(value)s is not a date (write YYYY-MM-DD, YYYY.MM.DD or YYYYMMDD)."),
+        code="invalid_date",
+        params={"value": text[:40]},
+    )
+
+
+def check_service_dates(enlisted_on: date | None, discharge_on: date | None) -> None:
+    """A discharge cannot come before the enlistment."""
+    if enlisted_on and discharge_on and discharge_on < enlisted_on:
+        raise ValidationError(
+            _("The discharge date %(discharge)s is before the enlistment date %(enlisted)s."),
+            code="discharge_before_enlistment",
+            params={"discharge": discharge_on.isoformat(), "enlisted": enlisted_on.isoformat()},
+        )
+
+
+# --- refusals for the services -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A reason the cloud would refuse, for people: a msgid and its placeholders."""
+    """A reason the cloud or the portal would refuse, for people: a msgid and its placeholders."""
 
     message: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -80,106 +284,67 @@ class Problem:
         return text % self.params if self.params else text
 
 
+def problem_of(error: ValidationError) -> Problem:
+    """The ``Problem`` of a rule's ``ValidationError``, keeping its msgid untranslated."""
+    message = error.message
+    if isinstance(message, Promise):
+        # gettext_lazy keeps its msgid as the call's argument: store that, not this language.
+        message = message._args[0]  # type: ignore[attr-defined]
+    return Problem(str(message), dict(error.params or {}))
+
+
+def _problem(rule: Any, *args: Any, **kwargs: Any) -> Problem | None:
+    try:
+        rule(*args, **kwargs)
+    except ValidationError as error:
+        return problem_of(error)
+    return None
+
+
 def names_equal(a: str, b: str) -> bool:
     """Keystone's comparison of names: case-insensitive on MySQL, its usual database."""
     return a.casefold() == b.casefold()
 
 
-def reserved_names() -> frozenset[str]:
-    extra = {str(n).casefold() for n in getattr(settings, "OPENSTACK_RESERVED_USER_NAMES", ())}
-    return RESERVED_USER_NAMES | extra
-
-
-def username_limit() -> int:
-    return KEYSTONE_PROJECT_NAME_MAX - len(str(settings.OPENSTACK_PROJECT_PREFIX))
-
-
-def _has_control(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value)
-
-
-def username_problem(value: str, *, portal_user: str | None = None) -> Problem | None:
-    """A soldier's cloud username: what Keystone, the project name and Nova will all accept."""
-    limit = username_limit()
-    if not value:
-        return Problem(gettext_noop("The username is empty."))
-    if len(value) > limit:
+def username_problem(value: str) -> Problem | None:
+    """A soldier's cloud username, exactly as given (the rule lowercases; stored names are)."""
+    problem = _problem(clean_username, value)
+    if problem is None and value != normalize_text(value).lower():
         return Problem(
             gettext_noop(
-                "The username %(name)s is %(length)s characters long; at most %(limit)s fit, "
-                "because the cloud project is named %(prefix)s + the username (64 at most)."
+                "The username %(value)s may hold only lowercase letters, digits, dots, hyphens "
+                "and underscores, and must start and end with a letter or digit."
             ),
-            {
-                "name": value[:80],
-                "length": len(value),
-                "limit": limit,
-                "prefix": settings.OPENSTACK_PROJECT_PREFIX,
-            },
+            {"value": value},
         )
-    if not _USERNAME.match(value):
-        return Problem(
-            gettext_noop(
-                "The username %(name)s may contain only letters a-z, digits, '.', '_' and '-', "
-                "and must start with a letter or a digit."
-            ),
-            {"name": value[:80]},
-        )
-    reserved = reserved_names()
-    if portal_user:
-        reserved = reserved | {portal_user.casefold()}
-    if value.casefold() in reserved:
-        return Problem(
-            gettext_noop(
-                "The username %(name)s belongs to the cloud itself (a service or administrator "
-                "account) and cannot be given to a soldier."
-            ),
-            {"name": value},
-        )
-    return None
+    return problem
 
 
 def service_number_problem(value: str) -> Problem | None:
-    if not value:
-        return Problem(gettext_noop("The service number is empty."))
-    if len(value) > SERVICE_NUMBER_MAX or not _SERVICE_NUMBER.match(value):
-        return Problem(
-            gettext_noop(
-                "The service number %(value)s is not valid: use digits, letters and '-', "
-                "at most %(limit)s characters."
-            ),
-            {"value": value[:40], "limit": SERVICE_NUMBER_MAX},
-        )
-    return None
+    return _problem(clean_service_number, value)
 
 
 def person_name_problem(value: str) -> Problem | None:
     """A soldier's name (Korean or not): present, printable, not too long."""
     if not value.strip():
         return Problem(gettext_noop("The name is empty."))
-    if len(value) > PERSON_NAME_MAX or _has_control(value):
+    if len(value) > PERSON_NAME_MAX_LENGTH or _CONTROL.search(value):
         return Problem(
             gettext_noop("The name must be printable text of at most %(limit)s characters."),
-            {"limit": PERSON_NAME_MAX},
+            {"limit": PERSON_NAME_MAX_LENGTH},
         )
     return None
 
 
 def dates_problem(enlisted_on: date | None, discharge_on: date | None) -> Problem | None:
-    if enlisted_on and discharge_on and discharge_on < enlisted_on:
-        return Problem(
-            gettext_noop(
-                "The discharge date %(discharge)s is before the enlistment date %(enlisted)s."
-            ),
-            {"discharge": discharge_on.isoformat(), "enlisted": enlisted_on.isoformat()},
-        )
-    return None
+    return _problem(check_service_dates, enlisted_on, discharge_on)
 
 
 def server_name_problem(value: str) -> Problem | None:
-    if not value or len(value) > NOVA_SERVER_NAME_MAX or _has_control(value):
+    if not value or len(value) > NOVA_SERVER_NAME_MAX_LENGTH or _CONTROL.search(value):
         return Problem(
             gettext_noop("The VM name must be 1 to %(limit)s printable characters."),
-            {"limit": NOVA_SERVER_NAME_MAX},
+            {"limit": NOVA_SERVER_NAME_MAX_LENGTH},
         )
     return None
 
@@ -197,20 +362,22 @@ def zone_problem(zone: str) -> Problem | None:
     return None
 
 
-def template_problem(
-    *, name: str, image_id: str, flavor_id: str, availability_zone: str = ""
-) -> Problem | None:
-    if not name or len(name) > TEMPLATE_NAME_MAX or not _TEMPLATE_NAME.match(name):
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def template_name_problem(name: str) -> Problem | None:
+    if not name or len(name) > TEMPLATE_NAME_MAX_LENGTH or not _TEMPLATE_NAME.fullmatch(name):
         return Problem(
             gettext_noop(
                 "The template name %(name)s may contain only letters, digits, '.', '_' and '-' "
                 "(at most %(limit)s)."
             ),
-            {"name": name[:80], "limit": TEMPLATE_NAME_MAX},
+            {"name": name[:80], "limit": TEMPLATE_NAME_MAX_LENGTH},
         )
-    if not image_id or not flavor_id:
-        return Problem(gettext_noop("A template needs an image and a flavor."))
-    return zone_problem(availability_zone)
+    return None
+
+
+# --- model field validators ----------------------------------------------------------------------
 
 
 def _raise(problem: Problem | None) -> None:
@@ -232,8 +399,7 @@ def validate_person_name(value: str) -> None:
 
 
 def validate_template_name(value: str) -> None:
-    if not value or len(value) > TEMPLATE_NAME_MAX or not _TEMPLATE_NAME.match(value):
-        _raise(template_problem(name=value, image_id="-", flavor_id="-"))
+    _raise(template_name_problem(value))
 
 
 def validate_zone(value: str) -> None:

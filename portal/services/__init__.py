@@ -48,6 +48,16 @@ from portal.services.passwords import (
     soldier_password_reset,
 )
 from portal.services.reconcile import cloud_reconcile
+from portal.services.roster import (
+    RosterImport,
+    RosterRefused,
+    RosterStale,
+    instances_export,
+    roster_import,
+    roster_preview,
+    roster_upload_store,
+    soldiers_export,
+)
 from portal.services.scheduler import TickReport, operations_resume_stale, scheduler_tick
 
 __all__ = [
@@ -57,6 +67,9 @@ __all__ = [
     "SYNCHRONOUS_KINDS",
     "OperationRefused",
     "PasswordReset",
+    "RosterImport",
+    "RosterRefused",
+    "RosterStale",
     "TickReport",
     "Wait",
     "batch_instances",
@@ -69,10 +82,14 @@ __all__ = [
     "instance_delete",
     "instance_launch",
     "instance_power",
+    "instances_export",
     "onboarding_complete",
     "operation_retry",
     "operation_run",
     "operations_resume_stale",
+    "roster_import",
+    "roster_preview",
+    "roster_upload_store",
     "scheduler_tick",
     "soldier_create",
     "soldier_discharge",
@@ -82,6 +99,7 @@ __all__ = [
     "soldier_password_reset",
     "soldier_problem",
     "soldiers_discharge_due",
+    "soldiers_export",
     "step_reached",
     "vm_template_from_cloud",
 ]

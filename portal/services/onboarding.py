@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
@@ -49,7 +50,8 @@ def soldier_create(
 
     Everything the cloud would refuse is refused here first, with a sentence for people.
     """
-    username = keystone_user_name or user.get_username()
+    # Keystone (on MySQL) compares names without case: the portal keeps them lowercase.
+    username = validation.normalize_text(keystone_user_name or user.get_username()).lower()
     problem = soldier_problem(
         service_number=service_number,
         name=name,
@@ -79,14 +81,6 @@ def soldier_create(
     )
 
 
-def portal_cloud_user() -> str | None:
-    """The portal's own cloud user name, from its configuration (no cloud call)."""
-    try:
-        return cloud.get_client().config.username
-    except errors.ConfigurationError:
-        return None
-
-
 def soldier_problem(
     *,
     service_number: str,
@@ -99,7 +93,7 @@ def soldier_problem(
     return (
         validation.service_number_problem(service_number)
         or validation.person_name_problem(name)
-        or validation.username_problem(username, portal_user=portal_cloud_user())
+        or validation.username_problem(username)
         or validation.dates_problem(enlisted_on, discharge_on)
     )
 
@@ -186,11 +180,12 @@ def _named[T: (User, CloudProject)](items: list[T], name: str) -> T | None:
 
 
 def _reserved_refusal(soldier: Soldier) -> None:
-    problem = validation.username_problem(
-        soldier.keystone_user_name, portal_user=portal_cloud_user()
-    )
-    if problem is not None:
-        raise StepFailed(problem.message, **problem.params)
+    """A soldier recorded before today's rules may still carry a name the cloud keeps."""
+    try:
+        validation.clean_username(soldier.keystone_user_name)
+    except ValidationError as error:
+        problem = validation.problem_of(error)
+        raise StepFailed(problem.message, **problem.params) from error
 
 
 def _step_user(op: Operation, client: OpenStackClient) -> None:

@@ -3,10 +3,11 @@
 from django.contrib import admin
 
 from portal import models
+from portal.admin.roster import InstanceExportMixin, RosterAdminMixin
 
 
 @admin.register(models.Soldier)
-class SoldierAdmin(admin.ModelAdmin):
+class SoldierAdmin(RosterAdminMixin, admin.ModelAdmin):
     list_display = ["service_number", "name", "unit", "keystone_user_name", "state", "discharge_on"]
     list_filter = ["state", "unit"]
     search_fields = ["service_number", "name", "keystone_user_name"]
@@ -29,7 +30,7 @@ class VmTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(InstanceExportMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "owner",
