@@ -72,8 +72,9 @@ def start(build: Build) -> None:
             [
                 *manage,
                 "bootstrap",
-                "--bootstrap-password",
-                build.admin_password,
+                # One argument: a generated password may start with "-", which argparse
+                # would take for an option.
+                f"--bootstrap-password={build.admin_password}",
                 "--bootstrap-username",
                 "admin",
                 "--bootstrap-project-name",
