@@ -157,6 +157,14 @@ class FaultControl:
         self._call("POST", "/build-failures", {"count": count, "message": message})
         return message
 
+    def password_rule(self, regex: str | None, description: str | None = None) -> None:
+        """Keystone's ``[security_compliance] password_regex`` (None: no rule, the default)."""
+        self._call(
+            "PUT",
+            "/security-compliance",
+            {"password_regex": regex, "password_regex_description": description},
+        )
+
     def revoke_tokens(self) -> None:
         self._call("POST", "/revoke-tokens", {})
 
