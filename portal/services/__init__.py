@@ -29,6 +29,7 @@ from portal.services.instances import (
     instance_launch,
     instance_power,
 )
+from portal.services.keys import soldier_ssh_key_set
 from portal.services.onboarding import (
     cloud_is_configured,
     soldier_create,
@@ -42,11 +43,22 @@ from portal.services.passwords import (
 )
 from portal.services.reconcile import cloud_reconcile
 from portal.services.scheduler import TickReport, operations_resume_stale, scheduler_tick
+from portal.services.selfservice import (
+    CloudLoginUnavailable,
+    LoginRefused,
+    live_instances,
+    soldier_authenticate,
+    soldier_vm_delete,
+    soldier_vm_power,
+    soldier_vm_request,
+)
 
 __all__ = [
     "FIP_DESCRIPTION_PREFIX",
     "REQUEST_TAG_KEY",
     "STEPS",
+    "CloudLoginUnavailable",
+    "LoginRefused",
     "OperationRefused",
     "PasswordReset",
     "TickReport",
@@ -59,16 +71,22 @@ __all__ = [
     "instance_delete",
     "instance_launch",
     "instance_power",
+    "live_instances",
     "operation_retry",
     "operation_run",
     "operations_resume_stale",
     "scheduler_tick",
+    "soldier_authenticate",
     "soldier_create",
     "soldier_discharge",
     "soldier_discharge_postpone",
     "soldier_onboard",
     "soldier_password_change",
     "soldier_password_reset",
+    "soldier_ssh_key_set",
+    "soldier_vm_delete",
+    "soldier_vm_power",
+    "soldier_vm_request",
     "soldiers_discharge_due",
     "step_reached",
     "vm_template_from_cloud",

@@ -199,6 +199,7 @@ def _step_server(op: Operation, client: OpenStackClient) -> None:
             availability_zone=zone,
             host=instance.requested_host or None,
             metadata={REQUEST_TAG_KEY: str(instance.request_tag)},
+            key_name=instance.key_name or None,
         )
     else:
         server_id = server.id
@@ -257,6 +258,10 @@ def mirror_server(
     instance.availability_zone = server.availability_zone or instance.availability_zone
     if server.flavor and server.flavor.name:
         instance.flavor_name = server.flavor.name
+    if server.flavor and server.flavor.vcpus is not None:
+        instance.flavor_vcpus = server.flavor.vcpus
+        instance.flavor_ram_mib = server.flavor.ram_mib
+        instance.flavor_disk_gib = server.flavor.disk_gib
     if server.image_id:
         instance.image_id = server.image_id
     instance.deleted_outside_portal = False
@@ -281,6 +286,9 @@ MIRROR_FIELDS = [
     "host",
     "availability_zone",
     "flavor_name",
+    "flavor_vcpus",
+    "flavor_ram_mib",
+    "flavor_disk_gib",
     "image_id",
     "deleted_outside_portal",
     "last_synced_at",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from tests.devcloud.conftest import Cloud, Tenant, boot, unique
+import requests
+
+from tests.devcloud.conftest import Api, Cloud, Tenant, boot, unique
 from tests.sshkeys import ed25519
 
 
-def _import(api: object, name: str, public_key: str, **extra: str) -> object:
-    return api.post(  # type: ignore[attr-defined]
+def _import(api: Api, name: str, public_key: str, **extra: str) -> requests.Response:
+    return api.post(
         "compute", "/os-keypairs", {"keypair": {"name": name, "public_key": public_key, **extra}}
     )
 
