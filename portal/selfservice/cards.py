@@ -85,6 +85,12 @@ ACTIONS: dict[str, Action] = {
     )
 }
 
+# The last action on a card, named as a deed rather than as a state ("Stop", not "Stopping").
+_ACTION_NAMES: dict[str, Any] = {
+    Instance.Action.LAUNCH: _("Create the VM"),
+    **{str(a.verb): a.label for a in ACTIONS.values()},
+}
+
 # By merged status: what the soldier is offered (the services refuse anything else anyway).
 _OFFERED = {
     "running": ["stop", "reboot"],
@@ -160,10 +166,10 @@ class Card:
         return done, len(steps)
 
     @property
-    def flavor_size(self) -> str:
-        """``2 vCPUs · 4 GiB RAM · 20 GiB disk``, from what the server reported."""
+    def flavor_size(self) -> list[str]:
+        """``["2 vCPUs", "4 GiB RAM", "20 GiB disk"]``, from what the server reported."""
         i = self.instance
-        parts = []
+        parts: list[str] = []
         if i.flavor_vcpus is not None:
             parts.append(
                 ngettext("%(n)d vCPU", "%(n)d vCPUs", i.flavor_vcpus) % {"n": i.flavor_vcpus}
@@ -175,7 +181,7 @@ class Card:
                 parts.append(gettext("%(n)d MiB RAM") % {"n": i.flavor_ram_mib})
         if i.flavor_disk_gib is not None:
             parts.append(gettext("%(n)d GiB disk") % {"n": i.flavor_disk_gib})
-        return " · ".join(parts)
+        return parts
 
     @property
     def last_action_label(self) -> str:
@@ -183,9 +189,7 @@ class Card:
         if op is None:
             return ""
         action = op.params.get("action") if isinstance(op.params, dict) else None
-        if action and action in Instance.Action.values:
-            return str(Instance.Action(action).label)
-        return str(op.get_kind_display())
+        return str(_ACTION_NAMES.get(str(action), op.get_kind_display()))
 
 
 def _actions(status: MergedStatus) -> list[Action]:

@@ -91,7 +91,7 @@ class SshKeyForm(forms.Form):
         clean = SshKeyForm(data={"public_key": ""})
         clean.is_valid()
         clean.errors.clear()
-        clean.add_error("public_key", self.errors["public_key"])
+        clean.add_error("public_key", _("Paste the public key (the .pub file) instead."))
         clean.private_key_pasted = True
         return clean
 

@@ -59,9 +59,9 @@ def test_the_card_of_a_running_vm_tells_how_to_get_in(
     assert f"original: {server.launched_at_raw}" in text
     shown_time = r'<time datetime="[^"]+Z" title="[^"]+UTC">\d{4}-\d\d-\d\d \d\d:\d\d KST'
     assert re.search(shown_time, text)
-    assert "up " in text
+    assert "running for " in text
     # The last action and how it ended.
-    assert 'Launching — <span class="cs-outcome cs-outcome-succeeded">Succeeded' in text
+    assert 'Create the VM — <span class="cs-outcome cs-outcome-succeeded">Succeeded' in text
     # What the soldier may do now.
     assert f'href="/vm/{running_vm.pk}/stop/"' in text
     assert f'href="/vm/{running_vm.pk}/reboot/"' in text
@@ -189,7 +189,7 @@ def test_an_action_that_failed_shows_on_the_card_in_plain_words(
     Instance.objects.filter(pk=running_vm.pk).update(last_error=op.message_text)
     text = page(soldier_a.client)
     assert "Your last request could not be finished. You can try again." in text
-    assert 'Stopping — <span class="cs-outcome cs-outcome-failed">Failed' in text
+    assert 'Stop — <span class="cs-outcome cs-outcome-failed">Failed' in text
 
 
 def test_the_page_works_without_javascript(soldier_a: CloudSoldier, running_vm: Instance) -> None:
