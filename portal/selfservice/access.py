@@ -45,7 +45,5 @@ def soldier_view(view: View) -> View:
 def _get_instance_for_soldier(request: HttpRequest, pk: int) -> Instance:
     """The logged-in soldier's VM ``pk`` (with what its card reads), or 404 for any other."""
     return get_object_or_404(
-        Instance.objects.select_related("pending_operation", "template", "owner"),
-        pk=pk,
-        owner=request_soldier(request),
+        Instance.objects.select_related("pending_operation"), pk=pk, owner=request_soldier(request)
     )

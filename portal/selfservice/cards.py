@@ -220,7 +220,7 @@ def shown_instances(soldier: Soldier) -> QuerySet[Instance]:
     """The VMs on the soldier's page: all but the deleted ones, oldest first."""
     return (
         soldier.instances.exclude(status=ServerStatus.DELETED)
-        .select_related("pending_operation", "template", "owner")
+        .select_related("pending_operation")
         .order_by("created_at", "pk")
     )
 
