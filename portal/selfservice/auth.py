@@ -67,10 +67,14 @@ class KeystoneBackend(BaseBackend):
             .filter(pk=user_id, is_active=True)
             .first()
         )
-        soldier = getattr(user, "soldier", None) if user is not None else None
-        if soldier is None or soldier.state == Soldier.State.DISABLED:
+        if user is None:
             return None
-        return user
+        soldier = getattr(user, "soldier", None)
+        if soldier is None:
+            # A staff session made without naming its backend (Django's force_login takes the
+            # first backend with get_user, this one); a Keystone login is never staff's.
+            return user if user.is_staff else None
+        return None if soldier.state == Soldier.State.DISABLED else user
 
 
 class StaffBackend(ModelBackend):

@@ -5,12 +5,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 
 from portal.sshkeys import PrivateKeyPasted, PublicKeyError, parse_public_key
 from tests import sshkeys
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    with translation.override("en"):
+        yield
 
 
 def test_it_accepts_ed25519_ecdsa_and_large_rsa_keys() -> None:
