@@ -99,13 +99,13 @@ def locked_out(
     """django-axes' lockout answer: when the soldier may try again, in their time zone."""
     retry_at: datetime = timezone.now() + settings.AXES_COOLOFF_TIME
     minutes = max(1, round(settings.AXES_COOLOFF_TIME / timedelta(minutes=1)))
-    context = {
-        "form": LoginForm(request),
-        "locked": True,
-        "retry": kst(retry_at),
-        "minutes": minutes,
-        "next": "",
-    }
+    context: dict[str, Any] = {"locked": True, "retry": kst(retry_at), "minutes": minutes}
+    match = request.resolver_match
+    soldier = getattr(request.user, "soldier", None)
+    if match is not None and match.view_name == "selfservice:password" and soldier is not None:
+        context.update(form=PasswordChangeForm(), soldier=soldier)
+        return render(request, "portal/password.html", context, status=429)
+    context.update(form=LoginForm(request), next="")
     return render(request, "portal/login.html", context, status=429)
 
 

@@ -77,7 +77,10 @@ def test_wrong_current_passwords_are_throttled_like_the_login(
         assert change(soldier_a.client, "not-it", "new-Pass-123").status_code == 200
     locked = change(soldier_a.client, "not-it", "new-Pass-123")
     assert locked.status_code == 429
-    assert "Try again after" in locked.content.decode()
+    text = locked.content.decode()
+    assert "Too many wrong current passwords." in text
+    assert "Try again after" in text
+    assert 'name="new_password"' in text  # still the password page, not the login page
     with recorded_calls() as calls:
         again = change(soldier_a.client, soldier_a.password, "new-Pass-123")
     assert again.status_code == 429
@@ -88,8 +91,10 @@ def test_wrong_current_passwords_are_throttled_like_the_login(
 
 
 @pytest.fixture
-def password_rule(devcloud: Any, portal_cloud: PortalCloud) -> Iterator[None]:
-    """Keystone's [security_compliance] password_regex, as a cloud may configure it."""
+def password_rule(
+    devcloud: Any, portal_cloud: PortalCloud, soldier_a: CloudSoldier
+) -> Iterator[None]:
+    """Keystone's [security_compliance] password_regex, set once soldier A has a password."""
     portal_cloud.faults.password_rule(
         r"^(?=.*\d)(?=.*[A-Z]).{12,}$", "12+ chars, a digit, a capital"
     )
