@@ -139,7 +139,6 @@ def home(request: HttpRequest) -> HttpResponse:
         "templates": offered_templates() if live < services.selfservice.live_vm_limit() else None,
         "ssh_key": SshKey.objects.filter(soldier=soldier).first(),
         "discharge": _discharge_banner(soldier),
-        "polling": any(card.poll for card in cards),
     }
     return render(request, "portal/home.html", context)
 
