@@ -1,5 +1,6 @@
 """CodeSquare Portal settings: one module, every value from the environment (see .env.example)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    "axes",
     "portal",
 ]
 
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the outcome of the login views (lockouts become the lockout page).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "codesquare.urls"
@@ -114,7 +118,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Soldiers log in with their cloud (Keystone) account, staff with their Django account; django-axes
+# comes first and refuses a locked-out username from this address before either is asked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "portal.selfservice.auth.KeystoneBackend",
+    "portal.selfservice.auth.StaffBackend",
+]
+LOGIN_URL = "selfservice:login"
+LOGIN_REDIRECT_URL = "selfservice:home"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# Failed logins (and wrong current passwords on the password page) lock out one username from one
+# address: a whole unit may sit behind one NAT address, so never the address alone.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.selfservice.views.locked_out"
+# Masked in the attempt records axes keeps (it always masks "password").
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "original_password",
+    "new_password",
+    "confirm_password",
+    "public_key",
+]
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ko")
 LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
@@ -146,6 +175,10 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 )
+if SECURE_PROXY_SSL_HEADER:
+    # Behind the proxy every request comes from it: count failed logins by the client's address.
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True
@@ -217,6 +250,14 @@ OPENSTACK_RESERVED_USERNAMES = env.list("OPENSTACK_RESERVED_USERNAMES", default=
 ROSTER_MAX_UPLOAD_BYTES = env.int("ROSTER_MAX_UPLOAD_BYTES", default=5 * 1024 * 1024)
 ROSTER_MAX_ROWS = env.int("ROSTER_MAX_ROWS", default=5000)
 ROSTER_UPLOAD_TTL_SECONDS = env.int("ROSTER_UPLOAD_TTL_SECONDS", default=3600)
+
+# --- Soldier self-service (portal.selfservice) --------------------------------------------
+# How many VMs a soldier may have at once (not deleted); requests over it are refused.
+SELFSERVICE_LIVE_VM_LIMIT = env.int("SELFSERVICE_LIVE_VM_LIMIT", default=1)
+# Whether soldiers may delete their own VM (through the leak-proof delete); staff always can.
+SELFSERVICE_SOLDIER_DELETE = env.bool("SELFSERVICE_SOLDIER_DELETE", default=False)
+# The login name shown in the SSH command when the image's name does not tell (ubuntu, ...).
+SELFSERVICE_SSH_USER = env.str("SELFSERVICE_SSH_USER", default="ubuntu")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

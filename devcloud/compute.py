@@ -1924,19 +1924,48 @@ class Compute(Service):
             )
         return view
 
+    def _keypair_owner(self, req: Request, action: str, wanted: str | None) -> str:
+        """Whose key pairs a call is about, under Nova's ``admin_or_owner`` policy.
+
+        ``user_id`` (query string, or body for a create) is read from 2.10 only; a member naming
+        another user is refused, an admin may name anyone (Nova does not check the user exists).
+        """
+        if wanted is None or not _ver(req, 2, 10):
+            return str(req.token.user_id)
+        if wanted != req.token.user_id and not req.token.is_admin:
+            raise _policy(f"os_compute_api:os-keypairs:{action}")
+        return wanted
+
     def list_keypairs(self, req: Request) -> Response:
-        user_id = req.q("user_id") if req.token.is_admin and req.q("user_id") else req.token.user_id
-        pairs = [d for d in self.store.values("keypair") if d["user_id"] == user_id]
-        return Response(
-            200, {"keypairs": [{"keypair": self._keypair_view(d, False)} for d in pairs]}
+        user_id = self._keypair_owner(req, "index", req.q("user_id"))
+        pairs = sorted(
+            (d for d in self.store.values("keypair") if d["user_id"] == user_id),
+            key=lambda d: d["name"],
         )
+        full = _ver(req, 2, 2)
+        views = []
+        for doc in pairs:
+            view = self._keypair_view(doc, False)
+            if not full:
+                view.pop("type")
+            views.append({"keypair": view})
+        return Response(200, {"keypairs": views})
 
     def create_keypair(self, req: Request) -> Response:
         section = self._body(req).get("keypair")
         if not isinstance(section, dict) or not section.get("name"):
             raise _bad("keypair", section, "'name' is a required property")
+        if "user_id" in section and not _ver(req, 2, 10):
+            # The schema of 2.1-2.9 has no user_id and forbids extra properties.
+            raise nova_error(
+                400,
+                "Invalid input for field/attribute keypair. Value: "
+                f"{json.dumps(section)}. Additional properties are not allowed "
+                "('user_id' was unexpected)",
+            )
+        user_id = self._keypair_owner(req, "create", section.get("user_id"))
         name = str(section["name"])
-        key = f"{req.token.user_id}:{name}"
+        key = f"{user_id}:{name}"
         if self.store.get("keypair", key) is not None:
             raise nova_error(409, f"Key pair '{name}' already exists.")
         public_key = section.get("public_key")
@@ -1963,7 +1992,7 @@ class Compute(Service):
         doc = {
             "id": key,
             "name": name,
-            "user_id": req.token.user_id,
+            "user_id": user_id,
             "public_key": public_key,
             "fingerprint": ":".join(digest[i : i + 2] for i in range(0, 32, 2)),
             "type": section.get("type", "ssh"),
@@ -1972,21 +2001,26 @@ class Compute(Service):
         }
         self.store.put("keypair", doc)
         view = self._keypair_view(doc, False)
-        view["user_id"] = req.token.user_id
+        view["user_id"] = user_id
+        if not _ver(req, 2, 2):
+            view.pop("type")
         return Response(201 if _ver(req, 2, 2) else 200, {"keypair": view})
 
-    def _get_keypair(self, req: Request) -> Doc:
-        user_id = req.q("user_id") if req.token.is_admin and req.q("user_id") else req.token.user_id
+    def _get_keypair(self, req: Request, action: str) -> Doc:
+        user_id = self._keypair_owner(req, action, req.q("user_id"))
         doc = self.store.get("keypair", f"{user_id}:{req.params['name']}")
         if doc is None:
             raise nova_error(404, f"Keypair {req.params['name']} not found for user {user_id}")
         return doc
 
     def get_keypair(self, req: Request) -> Response:
-        return Response(200, {"keypair": self._keypair_view(self._get_keypair(req), True)})
+        view = self._keypair_view(self._get_keypair(req, "show"), True)
+        if not _ver(req, 2, 2):
+            view.pop("type")
+        return Response(200, {"keypair": view})
 
     def delete_keypair(self, req: Request) -> Response:
-        doc = self._get_keypair(req)
+        doc = self._get_keypair(req, "delete")
         self.store.delete("keypair", doc["id"])
         return Response(204 if _ver(req, 2, 2) else 202)
 

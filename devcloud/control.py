@@ -15,6 +15,8 @@ Every call needs an X-Auth-Token carrying the admin role; bodies and answers are
     POST   /_devcloud/revoke-tokens          every token issued so far answers 401
     GET    /_devcloud/requests?since=SEQ     the request log (see devcloud.testing for fields)
     DELETE /_devcloud/requests               empty the request log
+    GET    /_devcloud/security-compliance    Keystone's password rule: {"password_regex",
+    PUT    /_devcloud/security-compliance    "password_regex_description"} (nulls: no rule)
     POST   /_devcloud/bulk-servers           {"project_id", "count", "name_prefix", "flavor_id",
                                              "image_id", "network_id", "user_id", "status",
                                              "metadata"}: ACTIVE servers with ports, at once
@@ -23,6 +25,7 @@ Every call needs an X-Auth-Token carrying the admin role; bodies and answers are
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from devcloud.core import Request, Response, Router, Service, keystone_error
@@ -53,6 +56,8 @@ class Control(Service):
         r.add("GET", "/requests", self.list_requests)
         r.add("DELETE", "/requests", self.clear_requests)
         r.add("POST", "/bulk-servers", self.bulk_servers)
+        r.add("GET", "/security-compliance", self.get_security_compliance)
+        r.add("PUT", "/security-compliance", self.put_security_compliance)
 
     def before(self, req: Request) -> None:
         if not req.token.is_admin:
@@ -155,6 +160,23 @@ class Control(Service):
         counters["revoke_all_seq"] = counters["token_seq"]
         self.cloud.store.put("meta", counters)
         return Response(204)
+
+    def get_security_compliance(self, req: Request) -> Response:
+        return Response(200, {"security_compliance": self.cloud.identity.security_compliance()})
+
+    def put_security_compliance(self, req: Request) -> Response:
+        body = self._body(req)
+        unknown = sorted(set(body) - {"password_regex", "password_regex_description"})
+        if unknown:
+            raise _bad(f"Unknown field(s): {', '.join(unknown)}")
+        values = [body.get("password_regex"), body.get("password_regex_description")]
+        if any(v is not None and not isinstance(v, str) for v in values):
+            raise _bad("password_regex and password_regex_description are strings or null")
+        try:
+            self.cloud.identity.set_security_compliance(*values)
+        except re.error as exc:
+            raise _bad(f"Invalid password_regex: {exc}") from exc
+        return Response(200, {"security_compliance": self.cloud.identity.security_compliance()})
 
     def list_requests(self, req: Request) -> Response:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -199,6 +200,38 @@ class Identity(Service):
         if doc is None:
             doc = self.store.put("meta", {"id": "counters", "token_seq": 0, "revoke_all_seq": 0})
         return doc
+
+    def security_compliance(self) -> dict[str, Any]:
+        """Keystone's ``[security_compliance]`` password rule (both None: no rule, the default)."""
+        doc = self.store.get("meta", "security_compliance") or {}
+        return {
+            "password_regex": doc.get("password_regex"),
+            "password_regex_description": doc.get("password_regex_description"),
+        }
+
+    def set_security_compliance(self, regex: str | None, description: str | None) -> None:
+        if regex is not None:
+            re.compile(regex)  # a bad rule is the operator's error, refused at once
+        self.store.put(
+            "meta",
+            {
+                "id": "security_compliance",
+                "password_regex": regex,
+                "password_regex_description": description,
+            },
+        )
+
+    def _check_password_rule(self, password: str | None) -> None:
+        """Keystone's ``_validate_password``: a new password must match ``password_regex``."""
+        rule = self.security_compliance()
+        if not password or not rule["password_regex"]:
+            return
+        if re.match(rule["password_regex"], password) is None:
+            raise keystone_error(
+                400,
+                "The password does not match the requirements: "
+                f"{rule['password_regex_description'] or rule['password_regex']}.",
+            )
 
     def authenticate(self, req: Request) -> Token:
         """The caller's token, or the 401 keystonemiddleware would send."""
@@ -667,6 +700,7 @@ class Identity(Service):
         project_id = section.get("default_project_id")
         if project_id and self.store.get("project", project_id) is None:
             raise _not_found("project", project_id)
+        self._check_password_rule(section.get("password"))
         extras = {
             k: v
             for k, v in section.items()
@@ -715,6 +749,7 @@ class Identity(Service):
                 "Conflict occurred attempting to store user - Duplicate entry found with name "
                 f"{name} at domain ID {user['domain_id']}.",
             )
+        self._check_password_rule(section.get("password"))
         for key, value in section.items():
             if key == "password":
                 user["password_hash"] = hash_password(value) if value else None
@@ -759,6 +794,7 @@ class Identity(Service):
         user = self._get_user(req.params["user_id"])
         if not check_password(section["original_password"], user.get("password_hash")):
             raise _unauthorized(req.base_url)
+        self._check_password_rule(section["password"])
         user["password_hash"] = hash_password(section["password"])
         self._revoke_user(user)
         self.store.put("user", user)

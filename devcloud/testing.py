@@ -169,6 +169,14 @@ class FaultControl:
             return dict(self._call("PATCH", "/settings", changes)["settings"])
         return dict(self._call("GET", "/settings")["settings"])
 
+    def password_rule(self, regex: str | None, description: str | None = None) -> None:
+        """Keystone's ``[security_compliance] password_regex`` (None: no rule, the default)."""
+        self._call(
+            "PUT",
+            "/security-compliance",
+            {"password_regex": regex, "password_regex_description": description},
+        )
+
     def revoke_tokens(self) -> None:
         self._call("POST", "/revoke-tokens", {})
 

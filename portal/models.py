@@ -233,6 +233,13 @@ class Instance(models.Model):
     image_name = models.CharField(_("image"), max_length=255, blank=True)
     flavor_id = models.CharField(_("flavor id"), max_length=64, blank=True)
     flavor_name = models.CharField(_("flavor"), max_length=255, blank=True)
+    # The flavor's size as the server reports it (compute 2.47 embeds it), for the soldier's card.
+    flavor_vcpus = models.PositiveIntegerField(_("vCPUs"), null=True, blank=True)
+    flavor_ram_mib = models.PositiveIntegerField(_("RAM (MiB)"), null=True, blank=True)
+    flavor_disk_gib = models.PositiveIntegerField(_("disk (GiB)"), null=True, blank=True)
+    # The Nova key pair the server is created with: the portal user's copy of the soldier's key
+    # (Nova looks key_name up among the key pairs of the user who creates the server).
+    key_name = models.CharField(_("key pair"), max_length=255, blank=True)
     network_id = models.CharField(_("network id"), max_length=64, blank=True)
     network_name = models.CharField(_("network"), max_length=255, blank=True)
     security_group_id = models.CharField(_("security group id"), max_length=64, blank=True)
@@ -316,6 +323,34 @@ class FloatingIP(models.Model):
         return self.address
 
 
+class SshKey(models.Model):
+    """A soldier's SSH public key, imported into Nova twice.
+
+    Once owned by the soldier's Keystone user (their own tools list it), once owned by the
+    portal's user, because Nova resolves a new server's ``key_name`` among the key pairs of the
+    user whose token creates it, and the portal creates the servers. Public keys only: a private
+    key is refused before anything is stored.
+    """
+
+    soldier = models.OneToOneField(Soldier, on_delete=models.CASCADE, related_name="ssh_key")
+    key_type = models.CharField(_("key type"), max_length=64)
+    bits = models.PositiveIntegerField(_("bits"))
+    fingerprint = models.CharField(_("fingerprint"), max_length=128)
+    comment = models.CharField(_("comment"), max_length=255, blank=True)
+    public_key = models.TextField(_("public key"))
+    soldier_key_name = models.CharField(_("key pair of the soldier"), max_length=255)
+    launch_key_name = models.CharField(_("key pair used at launch"), max_length=255)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SSH key")
+        verbose_name_plural = _("SSH keys")
+
+    def __str__(self) -> str:
+        return f"{self.key_type} {self.fingerprint}"
+
+
 class Batch(models.Model):
     """One bulk action over many targets; its operations count themselves in as they finish."""
 
@@ -364,6 +399,7 @@ class Operation(models.Model):
         PASSWORD_RESET = "password_reset", _("Password reset")
         RECONCILE = "reconcile", _("Sync with the cloud")
         DISCHARGE = "discharge", _("Discharge")
+        SSH_KEY = "ssh_key", _("SSH key import")
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")

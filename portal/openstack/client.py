@@ -41,6 +41,7 @@ from portal.openstack.types import (
     FloatingIP,
     Hypervisor,
     Image,
+    Keypair,
     Microversion,
     Network,
     Port,
@@ -58,6 +59,9 @@ from portal.openstack.types import (
 )
 
 log = logging.getLogger("portal.openstack")
+
+# Compute 2.10 lets an admin name the owner of a key pair.
+KEYPAIR_USER_MICROVERSION = Microversion(2, 10)
 
 
 class ServerInError(OpenStackError):
@@ -604,6 +608,49 @@ class OpenStackClient:
                     last_status=str(last.status),
                 )
             sleep(min(interval, remaining))
+
+    # Key pairs belong to a Keystone user, not a project. Naming another user (``user_id``) is
+    # compute 2.10 and admin-only; a server's ``key_name`` is looked up among the key pairs of
+    # the user whose token creates the server.
+
+    def _keypair_owner(self, user_id: str | None) -> dict[str, str] | None:
+        if user_id is None:
+            return None
+        version = self.compute_microversion()
+        if version is None or version < KEYPAIR_USER_MICROVERSION:
+            raise ConfigurationError(
+                f"key pairs of another user need compute {KEYPAIR_USER_MICROVERSION}; "
+                f"the cloud speaks {version or '2.1'}"
+            )
+        return {"user_id": user_id}
+
+    def create_keypair(
+        self, *, name: str, public_key: str, user_id: str | None = None, key_type: str = "ssh"
+    ) -> Keypair:
+        """Import a public key: POST /os-keypairs → 201; Conflict if the name is taken.
+
+        ``user_id`` (2.10, admin) makes the key pair another user's. Never retried.
+        """
+        keypair: dict[str, Any] = {"name": name, "public_key": public_key, "type": key_type}
+        keypair.update(self._keypair_owner(user_id) or {})
+        response = self._compute("POST", "/os-keypairs", json={"keypair": keypair})
+        return decode.decode_keypair(response.json()["keypair"])
+
+    def get_keypair(self, name: str, *, user_id: str | None = None) -> Keypair:
+        """GET /os-keypairs/{name}?user_id= (2.10, admin for another user); NotFound."""
+        body = self._compute(
+            "GET", f"/os-keypairs/{_q(name)}", params=self._keypair_owner(user_id)
+        ).json()
+        return decode.decode_keypair(body["keypair"])
+
+    def list_keypairs(self, *, user_id: str | None = None) -> list[Keypair]:
+        """GET /os-keypairs?user_id= (2.10, admin for another user)."""
+        body = self._compute("GET", "/os-keypairs", params=self._keypair_owner(user_id)).json()
+        return [decode.decode_keypair(k["keypair"]) for k in body.get("keypairs") or ()]
+
+    def delete_keypair(self, name: str, *, user_id: str | None = None) -> None:
+        """DELETE /os-keypairs/{name}?user_id= → 204 (2.10, admin for another user); NotFound."""
+        self._compute("DELETE", f"/os-keypairs/{_q(name)}", params=self._keypair_owner(user_id))
 
     def list_compute_services(self, *, binary: str | None = "nova-compute") -> list[ComputeService]:
         """GET /os-services?binary= (admin): compute hosts with zone and up/enabled state."""

@@ -18,6 +18,7 @@ from portal.openstack.types import (
     FloatingIP,
     Hypervisor,
     Image,
+    Keypair,
     Network,
     Port,
     PowerState,
@@ -191,6 +192,17 @@ def decode_flavor(raw: Json) -> Flavor:
         swap_mib=_int_or_none(swap) or 0,
         is_public=bool(raw.get("os-flavor-access:is_public", True)),
         description=_str_or_none(raw.get("description")),
+    )
+
+
+def decode_keypair(raw: Json) -> Keypair:
+    return Keypair(
+        name=str(raw["name"]),
+        public_key=str(raw.get("public_key") or ""),
+        fingerprint=str(raw.get("fingerprint") or ""),
+        # "type" is new in compute 2.2; every earlier key pair is an SSH key.
+        type=str(raw.get("type") or "ssh"),
+        user_id=_str_or_none(raw.get("user_id")),
     )
 
 

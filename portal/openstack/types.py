@@ -192,6 +192,17 @@ class Flavor:
 
 
 @dataclass(frozen=True, slots=True)
+class Keypair:
+    """A Nova key pair (``/os-keypairs``): a public key owned by one Keystone user."""
+
+    name: str
+    public_key: str
+    fingerprint: str
+    type: str
+    user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Image:
     """A Glance v2 image."""
 

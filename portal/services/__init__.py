@@ -34,6 +34,7 @@ from portal.services.instances import (
     instance_launch,
     instance_power,
 )
+from portal.services.keys import soldier_ssh_key_set
 from portal.services.onboarding import (
     cloud_is_configured,
     onboarding_complete,
@@ -59,12 +60,23 @@ from portal.services.roster import (
     soldiers_export,
 )
 from portal.services.scheduler import TickReport, operations_resume_stale, scheduler_tick
+from portal.services.selfservice import (
+    CloudLoginUnavailable,
+    LoginRefused,
+    live_instances,
+    soldier_authenticate,
+    soldier_vm_delete,
+    soldier_vm_power,
+    soldier_vm_request,
+)
 
 __all__ = [
     "FIP_DESCRIPTION_PREFIX",
     "REQUEST_TAG_KEY",
     "STEPS",
     "SYNCHRONOUS_KINDS",
+    "CloudLoginUnavailable",
+    "LoginRefused",
     "OperationRefused",
     "PasswordReset",
     "RosterImport",
@@ -83,6 +95,7 @@ __all__ = [
     "instance_launch",
     "instance_power",
     "instances_export",
+    "live_instances",
     "onboarding_complete",
     "operation_retry",
     "operation_run",
@@ -91,6 +104,7 @@ __all__ = [
     "roster_preview",
     "roster_upload_store",
     "scheduler_tick",
+    "soldier_authenticate",
     "soldier_create",
     "soldier_discharge",
     "soldier_discharge_postpone",
@@ -98,6 +112,10 @@ __all__ = [
     "soldier_password_change",
     "soldier_password_reset",
     "soldier_problem",
+    "soldier_ssh_key_set",
+    "soldier_vm_delete",
+    "soldier_vm_power",
+    "soldier_vm_request",
     "soldiers_discharge_due",
     "soldiers_export",
     "step_reached",

@@ -25,6 +25,7 @@ from portal.models import (
     Operation,
     Project,
     Soldier,
+    SshKey,
     VmTemplate,
 )
 from portal.openstack import OpenStackClient, errors
@@ -105,6 +106,12 @@ def instance_launch(
             flavor_name=template.flavor_name,
             requested_host=host,
             availability_zone=template.availability_zone,
+            # The soldier's SSH key (the portal user's copy: Nova looks key_name up among the
+            # key pairs of the user whose token creates the server), whoever asked.
+            key_name=SshKey.objects.filter(soldier=soldier)
+            .values_list("launch_key_name", flat=True)
+            .first()
+            or "",
             pending_action=Instance.Action.LAUNCH,
         )
         op = create_operation(
@@ -235,6 +242,7 @@ def _step_server(op: Operation, client: OpenStackClient) -> None:
             availability_zone=zone,
             host=instance.requested_host or None,
             metadata={REQUEST_TAG_KEY: str(instance.request_tag)},
+            key_name=instance.key_name or None,
         )
 
     def find() -> str | None:
@@ -298,6 +306,10 @@ def mirror_server(
     instance.availability_zone = server.availability_zone or instance.availability_zone
     if server.flavor and server.flavor.name:
         instance.flavor_name = server.flavor.name
+    if server.flavor and server.flavor.vcpus is not None:
+        instance.flavor_vcpus = server.flavor.vcpus
+        instance.flavor_ram_mib = server.flavor.ram_mib
+        instance.flavor_disk_gib = server.flavor.disk_gib
     if server.image_id:
         instance.image_id = server.image_id
     instance.deleted_outside_portal = False
@@ -322,6 +334,9 @@ MIRROR_FIELDS = [
     "host",
     "availability_zone",
     "flavor_name",
+    "flavor_vcpus",
+    "flavor_ram_mib",
+    "flavor_disk_gib",
     "image_id",
     "deleted_outside_portal",
     "last_synced_at",

@@ -6,6 +6,7 @@ import re
 
 import requests
 
+from devcloud.testing import RunningDevcloud
 from tests.devcloud.conftest import Api, Cloud, Tenant, issue_token, password_auth, unique
 
 KEYSTONE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -304,3 +305,32 @@ def test_user_projects_and_auth_projects_list_where_a_user_has_roles(
         "identity", "/v3/projects", {"project": {"name": unique("other"), "domain_id": "default"}}
     ).json()["project"]
     assert tenant.member.get("identity", f"/v3/projects/{other['id']}").status_code == 403
+
+
+def test_a_password_rule_refuses_new_passwords_that_do_not_match_it(
+    cloud: Cloud, tenant: Tenant, running: RunningDevcloud
+) -> None:
+    running.faults.password_rule(r"^(?=.*\d).{12,}$", "at least 12 characters with a digit")
+    try:
+        url = f"{cloud.url}/identity/v3/users/{tenant.user_id}/password"
+        weak = {"user": {"password": "short", "original_password": tenant.password}}
+        refused = requests.post(url, json=weak, timeout=10)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["message"] == (
+            "The password does not match the requirements: at least 12 characters with a digit."
+        )
+        # A wrong original password is checked first, and a refused change changes nothing.
+        wrong = {"user": {"password": "short", "original_password": "nope"}}
+        assert requests.post(url, json=wrong, timeout=10).status_code == 401
+        assert issue_token(cloud.url, tenant.user_name, tenant.password, tenant.project_name)
+        patched = cloud.admin.call(
+            "PATCH", "identity", f"/v3/users/{tenant.user_id}", json={"user": {"password": "x"}}
+        )
+        assert patched.status_code == 400
+        strong = {"user": {"password": "long-enough-1", "original_password": tenant.password}}
+        assert requests.post(url, json=strong, timeout=10).status_code == 204
+    finally:
+        running.faults.password_rule(None)
+    url = f"{cloud.url}/identity/v3/users/{tenant.user_id}/password"
+    anything = {"user": {"password": "x", "original_password": "long-enough-1"}}
+    assert requests.post(url, json=anything, timeout=10).status_code == 204

@@ -1,0 +1,100 @@
+"""The soldier pages' forms. Passwords and keys are checked here, never kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import VmTemplate
+from portal.sshkeys import PrivateKeyPasted, PublicKey, PublicKeyError, parse_public_key
+
+
+class LoginForm(AuthenticationForm):
+    """Username and password of the cloud account (staff: their portal account)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": _(
+            "The username or password is not correct. Use your cloud account (the one you "
+            "were given for OpenStack)."
+        ),
+        "inactive": _("This account is disabled."),
+    }
+
+    def __init__(self, request: Any = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(request, *args, **kwargs)
+        self.fields["username"].label = _("Cloud username")
+        self.fields["username"].widget.attrs.update(
+            {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}
+        )
+        self.fields["password"].label = _("Password")
+
+
+class PasswordChangeForm(forms.Form):
+    original_password = forms.CharField(
+        label=_("Current password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    new_password = forms.CharField(
+        label=_("New password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    confirm_password = forms.CharField(
+        label=_("New password, again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        new, confirm = data.get("new_password"), data.get("confirm_password")
+        if new and confirm and new != confirm:
+            self.add_error("confirm_password", _("The two new passwords are not the same."))
+        if new and new == data.get("original_password"):
+            self.add_error("new_password", _("The new password must differ from the current one."))
+        return data
+
+
+class SshKeyForm(forms.Form):
+    public_key = forms.CharField(
+        label=_("Your SSH public key"),
+        max_length=16_384,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "spellcheck": "false",
+                "autocapitalize": "none",
+                "autocomplete": "off",
+                "placeholder": "ssh-ed25519 AAAA… you@laptop",
+            }
+        ),
+    )
+    private_key_pasted = False
+
+    def clean_public_key(self) -> PublicKey:
+        try:
+            return parse_public_key(self.cleaned_data["public_key"])
+        except PrivateKeyPasted as exc:
+            # Never echoed back into the page, kept, or logged.
+            self.private_key_pasted = True
+            raise forms.ValidationError(exc.message, code="private_key") from None
+        except PublicKeyError as exc:
+            raise forms.ValidationError(exc.message, code="invalid") from None
+
+    def without_the_private_key(self) -> SshKeyForm:
+        """A copy of this form to show again: the error, not the pasted text."""
+        clean = SshKeyForm(data={"public_key": ""})
+        clean.is_valid()
+        clean.errors.clear()
+        clean.add_error("public_key", _("Paste the public key (the .pub file) instead."))
+        clean.private_key_pasted = True
+        return clean
+
+
+def offered_templates() -> Any:
+    return VmTemplate.objects.filter(is_active=True).order_by("name")

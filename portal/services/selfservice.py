@@ -1,0 +1,149 @@
+"""What a soldier may do for themselves: log in with the cloud account, ask for a VM, act on theirs.
+
+The staff console has the same powers and more; these use-cases add the limits a soldier works
+under (how many VMs, whether they may delete one) and call the same instance services.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils.translation import gettext_noop
+
+from portal import cloud
+from portal.models import Instance, Operation, PowerState, Soldier, VmTemplate
+from portal.openstack import errors
+from portal.openstack.types import ServerStatus
+from portal.services.engine import OperationRefused
+from portal.services.instances import instance_delete, instance_launch, instance_power
+from portal.services.onboarding import domain_id
+
+logger = logging.getLogger(__name__)
+
+
+class CloudLoginUnavailable(Exception):
+    """Keystone could not answer a login (down, too slow, failing): nobody's credentials were
+    judged, so this is not a failed login."""
+
+
+class LoginRefused(Exception):
+    """Keystone accepted the credentials but the portal does not serve this account.
+
+    ``message`` is a gettext msgid, translated when shown.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
+    """The soldier whose cloud credentials these are (Keystone ``POST /v3/auth/tokens``).
+
+    None for credentials Keystone rejects. The token Keystone issues only proves the password
+    and is dropped here: the portal acts with its own account, never the soldier's.
+    """
+    try:
+        token = cloud.get_client().authenticate(
+            username=username, password=password, user_domain_id=domain_id()
+        )
+    except errors.Unauthorized:
+        return None
+    except errors.OpenStackError as exc:
+        # No username in the log line: it may be a password typed into the wrong field.
+        logger.warning("cloud login unavailable: %s (status %s)", type(exc).__name__, exc.status)
+        raise CloudLoginUnavailable(type(exc).__name__) from exc
+    user_id = token.user_id
+    del token
+    soldier = Soldier.objects.select_related("user").filter(keystone_user_id=user_id).first()
+    if soldier is None:
+        raise LoginRefused(
+            gettext_noop(
+                "Your cloud account is not registered with the portal. Ask staff to add you."
+            )
+        )
+    if soldier.state == Soldier.State.DISABLED or not soldier.user.is_active:
+        raise LoginRefused(
+            gettext_noop(
+                "Your portal access has ended (discharged or disabled). Ask staff if this is "
+                "a mistake."
+            )
+        )
+    return soldier
+
+
+def live_vm_limit() -> int:
+    return int(getattr(settings, "SELFSERVICE_LIVE_VM_LIMIT", 1))
+
+
+def soldier_delete_allowed() -> bool:
+    return bool(getattr(settings, "SELFSERVICE_SOLDIER_DELETE", False))
+
+
+def live_instances(soldier: Soldier) -> QuerySet[Instance]:
+    """The soldier's VMs that count against the limit: every one not deleted (or gone)."""
+    return soldier.instances.exclude(status=ServerStatus.DELETED).exclude(
+        deleted_outside_portal=True
+    )
+
+
+def soldier_vm_request(
+    *, soldier: Soldier, template: VmTemplate, requested_by: Any = None
+) -> Instance:
+    """Queue a VM from an offered template, within the soldier's live-VM limit.
+
+    The VM gets the soldier's SSH key (the portal user's copy) when they registered one.
+    """
+    limit = live_vm_limit()
+    with transaction.atomic():
+        # Serializes two requests of one soldier (a row lock on PostgreSQL; SQLite's IMMEDIATE
+        # transactions serialize writers already), so both cannot pass the count.
+        Soldier.objects.select_for_update().get(pk=soldier.pk)
+        count = live_instances(soldier).count()
+        if count >= limit:
+            raise OperationRefused(
+                gettext_noop(
+                    "You already have %(count)s VM(s) and the limit is %(limit)s. Delete one, "
+                    "or ask staff, before requesting another."
+                ),
+                count=count,
+                limit=limit,
+            )
+        # (instance_launch gives it the soldier's SSH key, as it does for staff launches.)
+        return instance_launch(soldier=soldier, template=template, requested_by=requested_by)
+
+
+def soldier_vm_delete(
+    *, soldier: Soldier, instance: Instance, requested_by: Any = None
+) -> Operation:
+    """Queue the leak-proof delete of the soldier's own VM, if soldiers may delete."""
+    if not soldier_delete_allowed():
+        raise OperationRefused(
+            gettext_noop("Deleting your own VM is turned off here; ask staff to delete it.")
+        )
+    if instance.owner_id != soldier.pk:
+        raise OperationRefused(gettext_noop("This VM is not yours."))
+    return instance_delete(instance=instance, requested_by=requested_by)
+
+
+def soldier_vm_power(
+    *, soldier: Soldier, instance: Instance, action: Instance.Action, requested_by: Any = None
+) -> Operation:
+    """Start, stop or reboot the soldier's own VM.
+
+    "Start" on a VM whose guest shut itself down (ACTIVE, power off) is a hard reboot: Nova
+    refuses ``os-start`` until its periodic sync has marked the server SHUTOFF.
+    """
+    if instance.owner_id != soldier.pk:
+        raise OperationRefused(gettext_noop("This VM is not yours."))
+    if (
+        action == Instance.Action.START
+        and instance.status == ServerStatus.ACTIVE
+        and instance.power_state in (PowerState.SHUTDOWN, PowerState.NOSTATE)
+    ):
+        action = Instance.Action.REBOOT_HARD
+    return instance_power(instance=instance, action=action, requested_by=requested_by)

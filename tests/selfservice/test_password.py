@@ -1,0 +1,152 @@
+"""Changing the cloud password at /password/: Keystone's self-service change, synchronously."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from portal.models import Operation
+from tests.integration.conftest import PortalCloud, recorded_calls
+from tests.selfservice.conftest import CloudSoldier, browser, everything_stored
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.cloud,
+    pytest.mark.needs("identity", "network"),
+]
+
+
+def change(client: Client, original: str, new: str, confirm: str | None = None) -> Any:
+    return client.post(
+        "/password/",
+        {
+            "original_password": original,
+            "new_password": new,
+            "confirm_password": new if confirm is None else confirm,
+        },
+    )
+
+
+def can_log_in(username: str, password: str) -> bool:
+    response = browser().post("/login/", {"username": username, "password": password})
+    return bool(response.status_code == 302)
+
+
+def test_a_soldier_changes_the_password_stays_logged_in_and_the_new_one_works(
+    soldier_a: CloudSoldier, caplog: pytest.LogCaptureFixture
+) -> None:
+    new = "new-Pass-" + soldier_a.password[-6:]
+    with caplog.at_level(logging.DEBUG), recorded_calls() as calls:
+        response = change(soldier_a.client, soldier_a.password, new)
+    assert response.status_code == 302
+    assert len(calls.matching("POST", r"/v3/users/[^/]+/password$")) == 1
+    home = soldier_a.client.get("/")
+    assert home.status_code == 200  # the session survives
+    assert "Your cloud password was changed." in home.content.decode()
+    op = Operation.objects.get(kind=Operation.Kind.PASSWORD_CHANGE)
+    assert op.state == Operation.State.SUCCEEDED
+    assert op.requested_by == soldier_a.soldier.user
+    assert can_log_in(soldier_a.username, new)
+    assert not can_log_in(soldier_a.username, soldier_a.password)
+    stored = everything_stored()
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (soldier_a.password, new):
+        assert secret not in stored
+        assert secret not in logs
+
+
+def test_a_wrong_current_password_is_refused_and_changes_nothing(
+    soldier_a: CloudSoldier,
+) -> None:
+    response = change(soldier_a.client, "not-it", "new-Pass-123")
+    assert response.status_code == 200
+    assert "The current password is not correct." in response.content.decode()
+    assert can_log_in(soldier_a.username, soldier_a.password)
+    assert soldier_a.client.get("/").status_code == 200
+
+
+def test_wrong_current_passwords_are_throttled_like_the_login(
+    soldier_a: CloudSoldier, settings: Any
+) -> None:
+    settings.AXES_FAILURE_LIMIT = 3
+    for _ in range(2):
+        assert change(soldier_a.client, "not-it", "new-Pass-123").status_code == 200
+    locked = change(soldier_a.client, "not-it", "new-Pass-123")
+    assert locked.status_code == 429
+    text = locked.content.decode()
+    assert "Too many wrong current passwords." in text
+    assert "Try again after" in text
+    assert 'name="new_password"' in text  # still the password page, not the login page
+    with recorded_calls() as calls:
+        again = change(soldier_a.client, soldier_a.password, "new-Pass-123")
+    assert again.status_code == 429
+    assert calls.exchanges == []  # locked out before Keystone is asked
+    # The same lock holds at the login page: one counter per username and address.
+    assert not can_log_in(soldier_a.username, soldier_a.password)
+    assert soldier_a.client.get("/").status_code == 200  # but the session goes on
+
+
+@pytest.fixture
+def password_rule(
+    devcloud: Any, portal_cloud: PortalCloud, soldier_a: CloudSoldier
+) -> Iterator[None]:
+    """Keystone's [security_compliance] password_regex, set once soldier A has a password."""
+    portal_cloud.faults.password_rule(
+        r"^(?=.*\d)(?=.*[A-Z]).{12,}$", "12+ chars, a digit, a capital"
+    )
+    yield
+    portal_cloud.faults.password_rule(None)
+
+
+def test_a_password_the_cloud_policy_refuses_shows_its_rule_and_changes_nothing(
+    password_rule: None, soldier_a: CloudSoldier
+) -> None:
+    response = change(soldier_a.client, soldier_a.password, "short")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in text
+    assert can_log_in(soldier_a.username, soldier_a.password)
+
+    korean = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    korean.force_login(soldier_a.soldier.user, backend="portal.selfservice.auth.KeystoneBackend")
+    text = change(korean, soldier_a.password, "short").content.decode()
+    assert "클라우드의 비밀번호 규칙" in text
+    assert "12+ chars, a digit, a capital" in text
+
+
+def test_keystone_unreachable_gives_a_clear_message_and_changes_nothing(
+    devcloud: Any, soldier_a: CloudSoldier, portal_cloud: PortalCloud
+) -> None:
+    portal_cloud.faults.add(method="POST", path="/v3/users/[^/]+/password$", status=503)
+    response = change(soldier_a.client, soldier_a.password, "new-Pass-123")
+    assert response.status_code == 200
+    assert "The cloud could not be reached, so your password was not changed." in (
+        response.content.decode()
+    )
+    portal_cloud.faults.reset()
+    assert can_log_in(soldier_a.username, soldier_a.password)
+
+
+@pytest.mark.parametrize(
+    ("new", "confirm", "message"),
+    [
+        ("new-Pass-123", "new-Pass-124", "The two new passwords are not the same."),
+        ("", "", "This field is required."),
+    ],
+)
+def test_the_form_checks_what_it_can_before_asking_the_cloud(
+    soldier_a: CloudSoldier, new: str, confirm: str, message: str
+) -> None:
+    with recorded_calls() as calls:
+        response = change(soldier_a.client, soldier_a.password, new, confirm)
+    assert message in response.content.decode()
+    assert calls.exchanges == []
+
+
+def test_the_new_password_must_differ_from_the_current_one(soldier_a: CloudSoldier) -> None:
+    response = change(soldier_a.client, soldier_a.password, soldier_a.password)
+    assert "The new password must differ from the current one." in response.content.decode()
