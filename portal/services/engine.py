@@ -247,7 +247,7 @@ def finish(
             counter = "succeeded" if state == Operation.State.SUCCEEDED else "failed"
             Batch.objects.filter(pk=op.batch_id).update(**{counter: F(counter) + 1})
             Batch.objects.filter(pk=op.batch_id, finished_at__isnull=True).filter(
-                total__lte=F("succeeded") + F("failed")
+                total__lte=F("succeeded") + F("failed") + F("cancelled")
             ).update(finished_at=op.finished_at)
     logger.info("operation %s %s %s", op.pk, op.kind, state)
 
