@@ -116,8 +116,8 @@ class BatchAdmin(MirrorAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         batch = get_object_or_404(Batch, pk=object_id)
-        if not self.has_view_permission(request, batch):
-            raise PermissionDenied
+        if request.method == "POST" or not self.has_view_permission(request, batch):
+            raise PermissionDenied  # read-only: its buttons post to their own URLs
         rows = list(
             batch.operations.select_related("soldier", "instance", "instance__owner").order_by("pk")
         )

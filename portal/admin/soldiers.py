@@ -97,6 +97,9 @@ class SoldierAdmin(ConsoleAdmin):
 
     # --- pages --------------------------------------------------------------------------
 
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.inlines if obj is not None else []
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(SoldierForm.Meta.fields)
         if obj is not None:
