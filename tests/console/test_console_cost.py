@@ -74,14 +74,17 @@ def populate(n: int) -> Batch:
             neutron_id=unique("fip"), address=instance.floating_ip, instance=instance
         )
         if i % 4 == 0:
-            Drift.objects.create(kind=Drift.Kind.DELETED_OUTSIDE, resource_id=instance.server_id)
+            Drift.objects.create(
+                kind=Drift.Kind.DELETED_OUTSIDE, resource_id=instance.server_id or ""
+            )
     return batch
 
 
 def pages(batch: Batch) -> dict[str, str]:
     instance = Instance.objects.order_by("pk").first()
     soldier = Soldier.objects.order_by("pk").first()
-    assert instance is not None and soldier is not None
+    assert instance is not None
+    assert soldier is not None
     return {
         "instance list": reverse("admin:portal_instance_changelist"),
         "instance list, status filter": reverse("admin:portal_instance_changelist")

@@ -32,8 +32,11 @@ def a_vm(**fields: Any) -> Instance:
 
 
 def test_the_migration_gives_operators_every_action_and_viewers_none() -> None:
-    operators = set(Group.objects.get(name="operators").permissions.values_list("codename", flat=True))
-    viewers = set(Group.objects.get(name="viewers").permissions.values_list("codename", flat=True))
+    def codenames(group: str) -> set[str]:
+        permissions = Group.objects.get(name=group).permissions
+        return set(permissions.values_list("codename", flat=True))
+
+    operators, viewers = codenames("operators"), codenames("viewers")
     assert "operate_cloud" in operators
     assert "operate_cloud" not in viewers
     assert {"view_instance", "view_operation", "view_drift", "view_batch"} <= viewers
@@ -73,9 +76,7 @@ def test_a_viewer_posting_an_action_gets_403_and_no_operation(
 def test_a_viewer_posting_a_detail_page_action_gets_403(viewer: Client) -> None:
     vm = a_vm()
     url = reverse("admin:portal_instance_change", args=[vm.pk])
-    response = viewer.post(
-        url, {"CHANGE_FORM-action": "stop_vm", "_selected_action": [str(vm.pk)]}
-    )
+    response = viewer.post(url, {"CHANGE_FORM-action": "stop_vm", "_selected_action": [str(vm.pk)]})
     assert response.status_code == 403
     assert not Operation.objects.exists()
 
@@ -118,7 +119,9 @@ def test_soldiers_never_reach_the_console(client: Client) -> None:
     assert client.get(changelist("instance")).status_code == 302
 
 
-@pytest.mark.parametrize("model", ["instance", "floatingip", "operation", "batch", "drift", "project"])
+@pytest.mark.parametrize(
+    "model", ["instance", "floatingip", "operation", "batch", "drift", "project"]
+)
 def test_mirror_rows_cannot_be_added_or_edited_by_hand(operator: Client, model: str) -> None:
     vm = a_vm()
     row = {
