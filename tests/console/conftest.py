@@ -43,8 +43,9 @@ def staff_user(group: str) -> Any:
     return user
 
 
-def logged_in(user: Any) -> Client:
-    client = Client()
+def logged_in(user: Any, language: str = "en") -> Client:
+    # Assertions read English; the Korean default is checked on its own.
+    client = Client(headers={"Accept-Language": language})
     client.force_login(user)
     return client
 

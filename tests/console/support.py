@@ -17,16 +17,20 @@ def changelist(model: str) -> str:
     return reverse(f"admin:portal_{model}_changelist")
 
 
-def act(client: Client, model: str, action: str, ids: list[Any], **fields: Any) -> Any:
+def act(
+    client: Client, model: str, action: str, ids: list[Any], *, follow: bool = False, **fields: Any
+) -> Any:
     """The first POST of an action, as the change list's "Go" button sends it."""
     data = {"action": action, "index": "0", "_selected_action": [str(i) for i in ids], **fields}
-    return client.post(changelist(model), data)
+    return client.post(changelist(model), data, follow=follow)
 
 
-def confirm(client: Client, model: str, action: str, ids: list[Any], **fields: Any) -> Any:
+def confirm(
+    client: Client, model: str, action: str, ids: list[Any], *, follow: bool = False, **fields: Any
+) -> Any:
     """The second POST, from an intermediate page (no "index", ``post=yes``)."""
     data = {"action": action, "post": "yes", "_selected_action": [str(i) for i in ids], **fields}
-    return client.post(changelist(model), data)
+    return client.post(changelist(model), data, follow=follow)
 
 
 def messages_of(response: Any) -> list[str]:

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import Batch, Drift, FloatingIP, Instance, Operation, Project, Soldier
+from tests.console.conftest import logged_in
 from tests.integration.conftest import make_soldier, recorded_calls, unique
 
 pytestmark = pytest.mark.django_db
@@ -124,9 +125,7 @@ def test_pages_make_no_cloud_call_and_the_same_queries_at_10_and_200_vms(
     operator_user: Any,
 ) -> None:
     def client_for() -> Client:
-        client = Client()
-        client.force_login(operator_user)
-        return client
+        return logged_in(operator_user)
 
     small = counts_at(10, client_for)
     Operation.objects.all().delete()
