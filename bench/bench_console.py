@@ -109,10 +109,9 @@ def timed(client: Any, url: str) -> tuple[float, int, int]:
 
 def run() -> None:
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.test import Client
     from django.urls import reverse
-
-    from django.core.management import call_command
 
     call_command("collectstatic", interactive=False, verbosity=0)  # served as in production
     admin = get_user_model().objects.create_superuser(username="bench-admin", password="x")
