@@ -50,12 +50,12 @@ def populate(n: int) -> None:
                 discharge_on=now.date() + timedelta(days=i % 400),
             )
             Project.objects.create(soldier=soldier, name=f"cs-bench{i}")
-        soldier = Soldier.objects.order_by("-pk").first()
-        assert soldier is not None
+        owner = Soldier.objects.order_by("-pk").first()
+        assert owner is not None
         status, power, task = states[i % len(states)]
         instance = Instance.objects.create(
-            project=soldier.project,
-            owner=soldier,
+            project=owner.project,
+            owner=owner,
             name=f"bench{i}-standard",
             server_id=f"server-{i:05d}",
             status=status,
@@ -74,7 +74,7 @@ def populate(n: int) -> None:
                 kind=Operation.Kind.POWER,
                 state=state,
                 instance=instance,
-                soldier=soldier,
+                soldier=owner,
                 message="The power action finished.",
                 request_ids=[f"req-{i}"],
             )
