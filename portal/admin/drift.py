@@ -107,12 +107,10 @@ def _fix_url(drift: Drift, fix: str) -> str:
 
 @admin.register(Drift)
 class DriftAdmin(MirrorAdmin):
+    wide_list = True
     list_display = [
         "kind_shown",
-        "resource_id",
-        "detail",
-        "project_keystone_id",
-        "first_seen",
+        "resource",
         "last_seen",
         "state_shown",
         "fixes",
@@ -141,13 +139,27 @@ class DriftAdmin(MirrorAdmin):
     def kind_shown(self, drift: Drift) -> str:
         return drift.get_kind_display()
 
-    @admin.display(description=gettext_lazy("first seen"), ordering="first_seen_at")
-    def first_seen(self, drift: Drift) -> SafeString:
-        return kst(drift.first_seen_at)
+    @admin.display(description=gettext_lazy("resource"), ordering="resource_id")
+    def resource(self, drift: Drift) -> SafeString:
+        return format_html(
+            '<strong>{}</strong><br><code class="cs-reqid">{}</code>{}',
+            drift.detail or "—",
+            drift.resource_id,
+            format_html(
+                '<br><span class="cs-muted">{} {}</span>', _("project"), drift.project_keystone_id
+            )
+            if drift.project_keystone_id
+            else "",
+        )
 
-    @admin.display(description=gettext_lazy("last seen"), ordering="last_seen_at")
+    @admin.display(description=gettext_lazy("seen"), ordering="last_seen_at")
     def last_seen(self, drift: Drift) -> SafeString:
-        return kst(drift.last_seen_at)
+        return format_html(
+            '{}<br><span class="cs-muted">{} {}</span>',
+            kst(drift.last_seen_at),
+            _("first"),
+            kst(drift.first_seen_at),
+        )
 
     @admin.display(description=gettext_lazy("state"))
     def state_shown(self, drift: Drift) -> SafeString:
@@ -226,7 +238,7 @@ class DriftAdmin(MirrorAdmin):
         instance = Instance.objects.filter(server_id=drift.resource_id).first()
         context = {
             **self.admin_site.each_context(request),
-            "title": FIX_LABELS.get(fix, fix),
+            "title": str(FIX_LABELS.get(fix, fix)).rstrip("…"),
             "opts": self.model._meta,
             "drift": drift,
             "fix": fix,

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -62,6 +63,8 @@ class ConsoleAdmin(admin.ModelAdmin):
 
     list_per_page = 50
     show_full_result_count = False  # one COUNT(*) less per page
+    # Wide lists hide the admin's navigation sidebar: their columns need the room.
+    wide_list = False
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return can_operate(request)
@@ -77,6 +80,8 @@ class ConsoleAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         self._refuse_foreign_actions(request)
+        if self.wide_list:
+            extra_context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
         return super().changelist_view(request, extra_context)
 
     def changeform_view(
@@ -250,11 +255,13 @@ def last_operation_cell(row: Any) -> SafeString:
     op: Operation | None = getattr(row, "last_op", None)
     if op is None:
         return SafeString("—")
+    text = op.message_text
     return format_html(
-        '{} {}<br><span class="cs-muted">{}</span>',
+        '{} {}<br><span class="cs-muted" title="{}">{}</span>',
         change_link(op, operation_label(op)),
         operation_state_badge(op),
-        op.message_text,
+        text,
+        Truncator(text).chars(70),
     )
 
 

@@ -40,18 +40,17 @@ from portal.templatetags.portal_ui import uptime
 
 @admin.register(Instance)
 class InstanceAdmin(MirrorAdmin):
+    wide_list = True
+    # Related facts share a cell so the list fits a laptop screen: status with the pending
+    # action, both addresses, launch and end times with the uptime.
     list_display = [
         "name",
         "owner_link",
-        "status_badge",
+        "status_cell",
         "power",
-        "fixed_ip",
-        "floating_ip",
+        "addresses_cell",
         "host",
-        "launched",
-        "terminated",
-        "uptime_shown",
-        "pending",
+        "times_cell",
         "last_operation",
     ]
     list_select_related = ["owner", "pending_operation"]
@@ -164,6 +163,35 @@ class InstanceAdmin(MirrorAdmin):
     @admin.display(description=gettext_lazy("status"))
     def status_badge(self, instance: Instance) -> SafeString:
         return status_badge(instance)
+
+    @admin.display(description=gettext_lazy("status / pending"))
+    def status_cell(self, instance: Instance) -> SafeString:
+        pending = instance.get_pending_action_display()
+        return format_html(
+            "{}{}",
+            status_badge(instance),
+            format_html('<br><span class="cs-muted">{}</span>', pending) if pending else "",
+        )
+
+    @admin.display(description=gettext_lazy("fixed / floating IP"), ordering="fixed_ip")
+    def addresses_cell(self, instance: Instance) -> SafeString:
+        return format_html("{}<br>{}", instance.fixed_ip or "—", instance.floating_ip or "—")
+
+    @admin.display(
+        description=gettext_lazy("launched / terminated / uptime"), ordering="launched_at"
+    )
+    def times_cell(self, instance: Instance) -> SafeString:
+        up = uptime(instance)
+        return format_html(
+            "{}{}{}",
+            kst(instance.launched_at, instance.launched_at_raw),
+            format_html(
+                "<br>{} {}", _("ended"), kst(instance.terminated_at, instance.terminated_at_raw)
+            )
+            if instance.terminated_at
+            else "",
+            format_html('<br><span class="cs-muted">{} {}</span>', _("up"), up) if up else "",
+        )
 
     @admin.display(description=gettext_lazy("power"), ordering="power_state")
     def power(self, instance: Instance) -> str:

@@ -57,6 +57,7 @@ def retry_and_report(
 
 @admin.register(Operation)
 class OperationAdmin(MirrorAdmin):
+    wide_list = True
     list_display = [
         "id",
         "kind",

@@ -60,6 +60,7 @@ class SoldierForm(forms.ModelForm):
 
 @admin.register(Soldier)
 class SoldierAdmin(ConsoleAdmin):
+    wide_list = True
     form = SoldierForm
     list_display = [
         "service_number",

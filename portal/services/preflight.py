@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.core.cache import cache
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 
 from portal import cloud
 from portal.models import Soldier, VmTemplate
@@ -108,7 +108,7 @@ def _quota(client: OpenStackClient, soldier: Soldier) -> ComputeQuota:
 
 def _quota_reasons(quota: ComputeQuota, flavor: Flavor, count: int) -> list[str]:
     wanted = (
-        (gettext("instances"), quota.instances, count),
+        (pgettext("quota", "instances"), quota.instances, count),
         (gettext("vCPUs"), quota.cores, flavor.vcpus * count),
         (gettext("RAM (MiB)"), quota.ram_mib, flavor.ram_mib * count),
     )
