@@ -33,6 +33,7 @@ class ConsoleSite(admin.AdminSite):
 
         return [
             path("status/", self.admin_view(status_page.status_view), name="portal_status"),
+            path("sync/", self.admin_view(status_page.reconcile_now), name="portal_sync"),
             path(
                 "capacity/",
                 self.admin_view(status_page.measure_capacity),

@@ -52,6 +52,7 @@ def status_view(request: HttpRequest) -> HttpResponse:
         "counts": services.status_counts(),
         "milestone_text": text,
         "moving": moving,
+        "can_operate": request.user.has_perm("portal.operate_cloud"),
     }
     return live_response(
         request, "admin/portal/status.html", context, polling=bool(moving), milestone=str(moving)
@@ -74,3 +75,22 @@ def measure_capacity(request: HttpRequest) -> HttpResponse:
             % {"count": snapshot.free_floating_ips},
         )
     return HttpResponseRedirect(reverse("admin:index"))
+
+
+def reconcile_now(request: HttpRequest) -> HttpResponse:
+    """Start a sync pass over every server and floating IP now (what the scheduler does)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    require_operator(request)
+    try:
+        op = services.cloud_reconcile(requested_by=request.user)
+    except services.OperationRefused as exc:
+        messages.warning(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("Sync #%(id)s started: the mirror is refreshed from the cloud in a moment.")
+            % {"id": op.pk},
+        )
+    target = request.POST.get("next", "")
+    return HttpResponseRedirect(target if target.startswith("/admin/") else reverse("admin:index"))

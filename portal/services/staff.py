@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from portal import cloud
 from portal.models import (
     Batch,
     Drift,
@@ -29,7 +30,7 @@ from portal.models import (
     Soldier,
     VmTemplate,
 )
-from portal.openstack import OpenStackClient, errors
+from portal.openstack import Flavor, Image, OpenStackClient, errors
 from portal.openstack.types import ServerStatus
 from portal.services.discharge import (
     _step_disable_user,
@@ -143,6 +144,14 @@ def soldier_register(
             discharge_on=discharge_on,
             keystone_user_name=keystone_user_name,
         )
+
+
+def cloud_boot_choices() -> tuple[list[Image], list[Flavor]]:
+    """The cloud's active images and its flavors, for making a template (two listings)."""
+    client = cloud.get_client()
+    images = sorted(client.list_images(), key=lambda i: i.name)
+    flavors = sorted(client.list_flavors(), key=lambda f: (f.vcpus, f.ram_mib, f.disk_gib))
+    return images, flavors
 
 
 # --- launch several VMs ---------------------------------------------------------------------

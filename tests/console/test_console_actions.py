@@ -21,6 +21,7 @@ from portal.models import (
     Operation,
     ProjectNetwork,
     Soldier,
+    VmTemplate,
     seoul_today,
 )
 from portal.openstack import OpenStackClient, ServerStatus
@@ -310,3 +311,35 @@ def test_a_409_task_state_conflict_fails_with_its_reason_and_request_id(
     assert "task_state powering-off" in page
     assert op.request_ids[0] in page
     assert "cs-tone-red" in page  # the merged status shows the failed action
+
+
+def test_a_template_is_made_from_the_clouds_own_image_and_flavor_lists(
+    operator: Client, cast: Cast, admin: OpenStackClient
+) -> None:
+    url = reverse("admin:portal_vmtemplate_from_cloud")
+    assert url in operator.get(reverse("admin:portal_vmtemplate_changelist")).content.decode()
+    image = admin.list_images()[0]
+    flavor = max(admin.list_flavors()[:5], key=lambda f: f.disk_gib)
+    form = operator.get(url).content.decode()
+    assert f'<option value="{image.name}"' in form
+    assert f'<option value="{flavor.name}"' in form
+    response = operator.post(url, {"name": "large", "image": image.name, "flavor": flavor.name})
+    template = VmTemplate.objects.get(name="large")
+    assert response["Location"] == reverse("admin:portal_vmtemplate_change", args=[template.pk])
+    assert (template.image_id, template.flavor_id) == (image.id, flavor.id)
+
+
+def test_sync_everything_starts_one_reconcile_and_viewers_cannot(
+    operator: Client, viewer: Client, cast: Cast, tasks: Any
+) -> None:
+    url = reverse("admin:portal_sync")
+    assert viewer.post(url).status_code == 403
+    assert url in operator.get(reverse("admin:portal_status")).content.decode()
+    response = operator.post(url, {"next": reverse("admin:portal_drift_changelist")})
+    assert response["Location"] == reverse("admin:portal_drift_changelist")
+    again = operator.post(url, follow=True)
+    assert any("in progress" in m for m in messages_of(again))
+    tasks()
+    (op,) = Operation.objects.filter(kind=Operation.Kind.RECONCILE)
+    assert op.state == Operation.State.SUCCEEDED
+    assert op.requested_by is not None
