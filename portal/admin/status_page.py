@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -93,4 +94,5 @@ def reconcile_now(request: HttpRequest) -> HttpResponse:
             % {"id": op.pk},
         )
     target = request.POST.get("next", "")
-    return HttpResponseRedirect(target if target.startswith("/admin/") else reverse("admin:index"))
+    safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    return HttpResponseRedirect(target if safe else reverse("admin:index"))
