@@ -8,7 +8,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from portal import services
@@ -62,13 +64,9 @@ class OperationAdmin(MirrorAdmin):
         "id",
         "kind",
         "state_badge",
-        "step",
         "target",
-        "message_shown",
-        "request_ids_shown",
-        "attempts",
-        "created",
-        "ended",
+        "message_cell",
+        "times_cell",
         "batch_link",
     ]
     list_select_related = ["soldier", "instance", "batch"]
@@ -120,6 +118,21 @@ class OperationAdmin(MirrorAdmin):
     @admin.display(description=gettext_lazy("message"))
     def message_shown(self, op: Operation) -> str:
         return op.message_text
+
+    @admin.display(description=gettext_lazy("message / step / OpenStack request ids"))
+    def message_cell(self, op: Operation) -> SafeString:
+        return format_html(
+            "{}{}<br>{}",
+            op.message_text or "—",
+            format_html('<br><span class="cs-muted">{} {}</span>', _("step"), op.step)
+            if op.step
+            else "",
+            request_ids(op),
+        )
+
+    @admin.display(description=gettext_lazy("created / finished"), ordering="created_at")
+    def times_cell(self, op: Operation) -> SafeString:
+        return format_html("{}<br>{}", kst(op.created_at), kst(op.finished_at))
 
     @admin.display(description=gettext_lazy("OpenStack request ids"))
     def request_ids_shown(self, op: Operation) -> SafeString:

@@ -153,3 +153,14 @@ def test_korean_is_the_default_of_the_console(operator_user: Any) -> None:
     html = client.get(reverse("admin:portal_status")).content.decode()
     assert "꺼짐" in html  # Stopped
     assert "VM 상태" in html  # the page's title
+
+
+def test_operations_are_found_by_their_openstack_request_id(operator: Client) -> None:
+    wanted = Operation.objects.create(
+        kind=Operation.Kind.POWER, request_ids=["req-1b2c3d4e", "req-feedface"]
+    )
+    other = Operation.objects.create(kind=Operation.Kind.POWER, request_ids=["req-0000"])
+    page = operator.get(reverse("admin:portal_operation_changelist") + "?q=req-feedface")
+    html = page.content.decode()
+    assert reverse("admin:portal_operation_change", args=[wanted.pk]) in html
+    assert reverse("admin:portal_operation_change", args=[other.pk]) not in html
