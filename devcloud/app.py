@@ -14,6 +14,7 @@ from devcloud.faults import Faults, RequestLog
 from devcloud.identity import Identity
 from devcloud.image import Image
 from devcloud.network import Network
+from devcloud.placement import Placement
 from devcloud.seed import seed_cloud
 from devcloud.store import Store
 
@@ -25,6 +26,7 @@ PREFIXES = (
     ("/compute", "compute"),
     ("/networking", "network"),
     ("/image", "image"),
+    ("/placement", "placement"),
     ("/_devcloud", "control"),
 )
 
@@ -69,12 +71,14 @@ class Cloud:
         self.compute = Compute(self)
         self.network = Network(self)
         self.image = Image(self)
+        self.placement = Placement(self)
         self.control = Control(self)
         self.services = {
             "identity": self.identity,
             "compute": self.compute,
             "network": self.network,
             "image": self.image,
+            "placement": self.placement,
             "control": self.control,
         }
         with self.store.lock:

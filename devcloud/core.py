@@ -105,6 +105,21 @@ def glance_error(status: int, message: str, accept: str) -> ApiError:
     return ApiError(Response(status, html.encode(), content_type="text/html; charset=UTF-8"))
 
 
+def placement_error(status: int, title: str, detail: str) -> ApiError:
+    """Placement's JSON errors: a list of ``{"status", "title", "detail", "code"}``."""
+    body = {
+        "errors": [
+            {
+                "status": status,
+                "title": title,
+                "detail": detail,
+                "code": "placement.undefined_code",
+            }
+        ]
+    }
+    return ApiError(Response(status, body))
+
+
 def service_error(service: str, status: int, message: str, accept: str = "") -> ApiError:
     """An error in the given service's own envelope (used for injected faults and 404s)."""
     if service == "compute":
@@ -113,13 +128,15 @@ def service_error(service: str, status: int, message: str, accept: str = "") -> 
         return neutron_error(status, NEUTRON_TYPES.get(status, "HTTPError"), message)
     if service == "image":
         return glance_error(status, message, accept)
+    if service == "placement":
+        return placement_error(status, TITLES.get(status, "Error"), message)
     return keystone_error(status, message)
 
 
 @dataclass
 class Request:
     method: str
-    service: str  # identity | compute | network | image | control
+    service: str  # identity | compute | network | image | placement | control
     path: str  # the path below the service prefix, e.g. "/v2.1/servers/detail"
     raw_query: str
     headers: Message

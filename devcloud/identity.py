@@ -38,6 +38,7 @@ CATALOG = (
     ("compute", "nova", "/compute/v2.1"),
     ("network", "neutron", "/networking"),
     ("image", "glance", "/image"),
+    ("placement", "placement", "/placement"),
 )
 INTERFACES = ("public", "internal", "admin")
 REGION = "RegionOne"

@@ -65,6 +65,7 @@ EXTENSIONS = (
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
     ("availability_zone", "Availability Zone", "The availability zone extension."),
     ("empty-string-filtering", "Empty String Filtering Extension", "Allow filtering by empty"),
+    ("network-ip-availability", "Network IP Availability", "Provides IP availability data"),
 )
 OWNER_ROUTER_INTERFACE = "network:router_interface"
 OWNER_ROUTER_GATEWAY = "network:router_gateway"
@@ -135,6 +136,8 @@ class Network(Service):
         r.add("PUT", "/v2.0/quotas/(?P<project_id>[^/]+)", self.put_quota)
         r.add("DELETE", "/v2.0/quotas/(?P<project_id>[^/]+)", self.delete_quota)
         r.add("GET", "/v2.0/availability_zones", self.list_azs)
+        r.add("GET", "/v2.0/network-ip-availabilities", self.list_ip_availabilities)
+        r.add("GET", "/v2.0/network-ip-availabilities/(?P<id>[^/]+)", self.show_ip_availability)
 
     def _crud(
         self,
@@ -724,6 +727,66 @@ class Network(Service):
             self.store.put("network", self._stamp(network))
         self.store.delete("subnet", doc["id"])
         return Response(204)
+
+    # ---- network IP availability (admin only, like Neutron's default policy) ------------------
+
+    def _pool_size(self, subnet: Doc) -> int:
+        kind = ipaddress.IPv4Address if subnet["ip_version"] == 4 else ipaddress.IPv6Address
+        return sum(
+            int(kind(pool["end"])) - int(kind(pool["start"])) + 1
+            for pool in subnet["allocation_pools"]
+        )
+
+    def ip_availability_view(self, network: Doc) -> Doc:
+        """Neutron's numbers: allocation-pool sizes, and every allocated address as used."""
+        subnets = []
+        for subnet_id in network["subnets"]:
+            subnet = self.store.get("subnet", subnet_id)
+            if subnet is None:
+                continue
+            subnets.append(
+                {
+                    "subnet_id": subnet["id"],
+                    "subnet_name": subnet["name"],
+                    "cidr": subnet["cidr"],
+                    "ip_version": subnet["ip_version"],
+                    "total_ips": self._pool_size(subnet),
+                    "used_ips": len(self.used_ips(subnet["id"])),
+                }
+            )
+        return {
+            "network_id": network["id"],
+            "network_name": network["name"],
+            "project_id": network["project_id"],
+            "tenant_id": network["project_id"],
+            "total_ips": sum(s["total_ips"] for s in subnets),
+            "used_ips": sum(s["used_ips"] for s in subnets),
+            "subnet_ip_availability": subnets,
+        }
+
+    def list_ip_availabilities(self, req: Request) -> Response:
+        self._admin_only(req, "get_network_ip_availability")
+        networks = sorted(self.store.values("network"), key=lambda n: n["created_at"])
+        for key in ("network_id", "network_name", "project_id", "tenant_id"):
+            wanted = req.q_all(key)
+            if wanted:
+                field = {"network_id": "id", "network_name": "name", "tenant_id": "project_id"}
+                networks = [n for n in networks if str(n.get(field.get(key, key))) in wanted]
+        views = [self.ip_availability_view(n) for n in networks]
+        versions = req.q_all("ip_version")
+        if versions:
+            for view in views:
+                view["subnet_ip_availability"] = [
+                    s for s in view["subnet_ip_availability"] if str(s["ip_version"]) in versions
+                ]
+        return Response(200, {"network_ip_availabilities": views})
+
+    def show_ip_availability(self, req: Request) -> Response:
+        self._admin_only(req, "get_network_ip_availability")
+        network = self.store.get("network", req.params["id"])
+        if network is None:
+            raise _err(404, "NetworkNotFound", f"Network {req.params['id']} could not be found.")
+        return Response(200, {"network_ip_availability": self.ip_availability_view(network)})
 
     # ---- IP allocation -----------------------------------------------------------------------
 

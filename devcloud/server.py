@@ -73,7 +73,11 @@ class Handler(BaseHTTPRequestHandler):
         if service is None:
             self._send(
                 Response(
-                    404, {"error": "devcloud serves /identity, /compute, /networking, /image"}
+                    404,
+                    {
+                        "error": "devcloud serves /identity, /compute, /networking, "
+                        "/image, /placement"
+                    },
                 ),
                 "GET",
             )

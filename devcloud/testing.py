@@ -8,11 +8,11 @@
     finally:
         running.stop()
 
-Request log entries (one per HTTP request to /identity, /compute, /networking or /image; control
-calls are not logged) are dicts with:
+Request log entries (one per HTTP request to /identity, /compute, /networking, /image or
+/placement; control calls are not logged) are dicts with:
 
 - ``seq``: increasing number; ``time``: when it arrived (epoch seconds)
-- ``service``: "identity" | "compute" | "network" | "image"
+- ``service``: "identity" | "compute" | "network" | "image" | "placement"
 - ``method``: "GET", "POST", ...
 - ``path``: the path below the service prefix, e.g. "/v2.1/servers/detail" for
   "/compute/v2.1/servers/detail", "/v2.0/ports" for "/networking/v2.0/ports", "/v3/users"

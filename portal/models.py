@@ -41,8 +41,12 @@ def seoul_today() -> date:
 class SoldierQuerySet(models.QuerySet["Soldier"]):
     def discharge_warning(self, *, today: date | None = None) -> SoldierQuerySet:
         """Soldiers in their last DISCHARGE_WARNING_DAYS days of cloud access (for staff lists)."""
+        return self.discharge_within(days=settings.DISCHARGE_WARNING_DAYS, today=today)
+
+    def discharge_within(self, *, days: int, today: date | None = None) -> SoldierQuerySet:
+        """Soldiers whose cloud access (postponement included) ends within ``days`` days."""
         today = today or seoul_today()
-        last = today + timedelta(days=settings.DISCHARGE_WARNING_DAYS)
+        last = today + timedelta(days=days)
         postponed = Q(discharge_postponed_until__isnull=False) & Q(
             discharge_postponed_until__gt=F("discharge_on")
         )
@@ -361,6 +365,7 @@ class Batch(models.Model):
     total = models.PositiveIntegerField(_("total"), default=0)
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
+    # Rows staff withdrew before they started; they count as done.
     cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -400,6 +405,15 @@ class Operation(models.Model):
         RECONCILE = "reconcile", _("Sync with the cloud")
         DISCHARGE = "discharge", _("Discharge")
         SSH_KEY = "ssh_key", _("SSH key import")
+        # Staff console (portal.services.staff, portal.services.drift).
+        SYNC = "sync", _("Sync VM with the cloud")
+        DISABLE = "disable", _("Disable soldier")
+        DRIFT_ADOPT = "drift_adopt", _("Adopt a server")
+        DRIFT_DELETE_SERVER = "drift_delete_server", _("Delete a server the portal did not create")
+        DRIFT_RELEASE_IP = "drift_release_ip", _("Release a portal floating IP")
+        DRIFT_MARK_TERMINATED = "drift_mark_terminated", _("Record a VM deleted outside")
+        DRIFT_LINK_USER = "drift_link_user", _("Link a Keystone user to a soldier")
+        DRIFT_DISABLE_USER = "drift_disable_user", _("Disable a Keystone user")
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -468,6 +482,8 @@ class Operation(models.Model):
             )
         ]
         indexes = [models.Index(fields=["state", "kind"])]
+        # Held by the "operators" group (migration 0003); "viewers" only look.
+        permissions = [("operate_cloud", _("Can run console actions on the cloud"))]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.get_state_display()})"

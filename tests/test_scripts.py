@@ -86,6 +86,8 @@ def test_bin_run_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_path: Path
         text = "".join(banner)
         assert f"http://127.0.0.1:{port}/" in text, text
         assert "demo staff login:" in text
+        assert "demo operator login:" in text
+        assert "demo viewer login:" in text
         assert "demo soldier login:" in text
 
         health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from portal import roster, services
+from portal.admin.helpers import can_operate
 from portal.models import RosterUpload
 from portal.roster import RosterFileError
 
@@ -214,7 +215,12 @@ class RosterAdminMixin(ExportMixin):
         )
 
     def _can_import(self, request: HttpRequest) -> bool:
-        return self.has_add_permission(request) and self.has_change_permission(request)
+        # An import queues onboarding and launches: operators only, like every console action.
+        return (
+            can_operate(request)
+            and self.has_add_permission(request)
+            and self.has_change_permission(request)
+        )
 
     def _require_import_permission(self, request: HttpRequest) -> None:
         if not self._can_import(request):

@@ -21,6 +21,7 @@ from portal.openstack import decode
 from portal.openstack.config import CloudConfig, load_config
 from portal.openstack.errors import (
     ConfigurationError,
+    EndpointNotFound,
     NotFound,
     OpenStackError,
     WaitTimeout,
@@ -35,18 +36,22 @@ from portal.openstack.transport import (
 )
 from portal.openstack.types import (
     AvailabilityZone,
+    ComputeQuota,
     ComputeService,
     Domain,
     Flavor,
     FloatingIP,
     Hypervisor,
     Image,
+    Inventory,
     Keypair,
     Microversion,
     Network,
+    NetworkIpAvailability,
     Port,
     Project,
     RebootType,
+    ResourceProvider,
     Role,
     RoleAssignment,
     Router,
@@ -658,6 +663,16 @@ class OpenStackClient:
         body = self._compute("GET", "/os-services", params=params).json()
         return [decode.decode_compute_service(s) for s in body.get("services") or ()]
 
+    def get_compute_quota(self, project_id: str) -> ComputeQuota:
+        """GET /os-quota-sets/{project_id}/detail (admin for another project): limit and use."""
+        body = self._compute("GET", f"/os-quota-sets/{_q(project_id)}/detail").json()
+        return decode.decode_compute_quota(body["quota_set"], project_id)
+
+    def get_compute_quota_defaults(self, project_id: str) -> ComputeQuota:
+        """GET /os-quota-sets/{project_id}/defaults: what a new project gets (nothing used)."""
+        body = self._compute("GET", f"/os-quota-sets/{_q(project_id)}/defaults").json()
+        return decode.decode_compute_quota(body["quota_set"], project_id, detailed=False)
+
     def list_hypervisors(self) -> list[Hypervisor]:
         """GET /os-hypervisors (admin), every page."""
         items = self._http.paginate(
@@ -826,6 +841,11 @@ class OpenStackClient:
             for g in self._net_list("/security-groups", "security_groups", params)
         ]
 
+    def get_network_ip_availability(self, network_id: str) -> NetworkIpAvailability:
+        """GET /v2.0/network-ip-availabilities/{network_id} (admin): pool size and use."""
+        body = self._net("GET", f"/network-ip-availabilities/{_q(network_id)}").json()
+        return decode.decode_network_ip_availability(body["network_ip_availability"])
+
     def list_ports(
         self, *, device_id: str | None = None, network_id: str | None = None
     ) -> list[Port]:
@@ -906,3 +926,31 @@ class OpenStackClient:
     def delete_floating_ip(self, floating_ip_id: str) -> None:
         """DELETE /v2.0/floatingips/{id} → 204; disassociates and releases in one step."""
         self._net("DELETE", f"/floatingips/{_q(floating_ip_id)}")
+
+    # --- placement (api-ref placement "Resource providers", "Inventories", "Usages") --------
+
+    def has_service(self, service_type: str) -> bool:
+        """Whether the catalog (or an override) names an endpoint for ``service_type``."""
+        try:
+            self._http.endpoint(service_type)
+        except EndpointNotFound:
+            return False
+        return True
+
+    def list_resource_providers(self, *, name: str | None = None) -> list[ResourceProvider]:
+        """GET /resource_providers (admin): for Nova, one provider per compute node."""
+        params = {"name": name} if name else None
+        body = self._http.get_json("placement", "/resource_providers", params=params)
+        return [decode.decode_resource_provider(r) for r in body.get("resource_providers") or ()]
+
+    def get_provider_inventories(self, provider_uuid: str) -> dict[str, Inventory]:
+        """GET /resource_providers/{uuid}/inventories: totals, reserved and allocation ratios."""
+        body = self._http.get_json(
+            "placement", f"/resource_providers/{_q(provider_uuid)}/inventories"
+        )
+        return decode.decode_inventories(body)
+
+    def get_provider_usages(self, provider_uuid: str) -> dict[str, int]:
+        """GET /resource_providers/{uuid}/usages: what the allocations consume per class."""
+        body = self._http.get_json("placement", f"/resource_providers/{_q(provider_uuid)}/usages")
+        return {str(k): int(v) for k, v in (body.get("usages") or {}).items()}

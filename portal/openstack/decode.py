@@ -11,6 +11,7 @@ from portal.openstack.types import (
     Address,
     AddressKind,
     AvailabilityZone,
+    ComputeQuota,
     ComputeService,
     Domain,
     FixedIP,
@@ -18,11 +19,15 @@ from portal.openstack.types import (
     FloatingIP,
     Hypervisor,
     Image,
+    Inventory,
     Keypair,
     Network,
+    NetworkIpAvailability,
     Port,
     PowerState,
     Project,
+    QuotaUsage,
+    ResourceProvider,
     Role,
     RoleAssignment,
     Router,
@@ -33,6 +38,7 @@ from portal.openstack.types import (
     ServerFlavor,
     ServerStatus,
     Subnet,
+    SubnetIpAvailability,
     User,
     VmState,
 )
@@ -408,3 +414,70 @@ def decode_availability_zone(raw: Json) -> AvailabilityZone:
         available=bool((raw.get("zoneState") or {}).get("available", False)),
         hosts=tuple(sorted(hosts)),
     )
+
+
+def _quota_usage(raw: Any, *, detailed: bool) -> QuotaUsage:
+    if not detailed:
+        return QuotaUsage(limit=int(raw if raw is not None else -1), in_use=0)
+    raw = raw or {}
+    return QuotaUsage(
+        limit=int(raw.get("limit", -1)),
+        in_use=int(raw.get("in_use", 0)),
+        reserved=int(raw.get("reserved", 0) or 0),
+    )
+
+
+def decode_compute_quota(raw: Json, project_id: str, *, detailed: bool = True) -> ComputeQuota:
+    """A ``quota_set``: ``{"cores": {"limit", "in_use", "reserved"}, ...}`` or bare numbers."""
+    return ComputeQuota(
+        project_id=str(raw.get("id") or project_id),
+        instances=_quota_usage(raw.get("instances"), detailed=detailed),
+        cores=_quota_usage(raw.get("cores"), detailed=detailed),
+        ram_mib=_quota_usage(raw.get("ram"), detailed=detailed),
+    )
+
+
+def decode_network_ip_availability(raw: Json) -> NetworkIpAvailability:
+    return NetworkIpAvailability(
+        network_id=str(raw["network_id"]),
+        network_name=str(raw.get("network_name") or ""),
+        project_id=_neutron_project_id(raw),
+        total_ips=int(raw.get("total_ips") or 0),
+        used_ips=int(raw.get("used_ips") or 0),
+        subnets=tuple(
+            SubnetIpAvailability(
+                subnet_id=str(s["subnet_id"]),
+                subnet_name=str(s.get("subnet_name") or ""),
+                cidr=str(s.get("cidr") or ""),
+                ip_version=int(s.get("ip_version") or 4),
+                total_ips=int(s.get("total_ips") or 0),
+                used_ips=int(s.get("used_ips") or 0),
+            )
+            for s in raw.get("subnet_ip_availability") or ()
+        ),
+    )
+
+
+def decode_resource_provider(raw: Json) -> ResourceProvider:
+    return ResourceProvider(
+        uuid=str(raw["uuid"]),
+        name=str(raw.get("name") or ""),
+        generation=int(raw.get("generation") or 0),
+        parent_uuid=_str_or_none(raw.get("parent_provider_uuid")),
+    )
+
+
+def decode_inventories(raw: Json) -> dict[str, Inventory]:
+    """``{"inventories": {"VCPU": {...}}}`` as one ``Inventory`` per resource class."""
+    return {
+        name: Inventory(
+            resource_class=str(name),
+            total=int(item.get("total") or 0),
+            reserved=int(item.get("reserved") or 0),
+            min_unit=int(item.get("min_unit") or 1),
+            max_unit=int(item.get("max_unit") or item.get("total") or 0),
+            step_size=int(item.get("step_size") or 1),
+            allocation_ratio=float(item.get("allocation_ratio") or 1.0),
+        )
+        for name, item in (raw.get("inventories") or {}).items()
+    }

@@ -152,6 +152,10 @@ def _message_and_type(response: requests.Response) -> tuple[str, str | None]:
             return str(neutron.get("message", "")), neutron.get("type")
         if isinstance(neutron, str):  # very old Neutron sent a bare string
             return neutron, None
+        placement = body.get("errors")
+        if isinstance(placement, list) and placement and isinstance(placement[0], dict):
+            first = placement[0]  # Placement: {"errors": [{"status", "title", "detail"}]}
+            return str(first.get("detail") or first.get("title") or ""), first.get("code")
         if "message" in body and "type" in body:  # Neutron's unwrapped after-hook 404
             return str(body["message"]), str(body["type"])
         if "message" in body:  # Glance (webob JSON)

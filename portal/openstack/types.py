@@ -430,3 +430,84 @@ class Microversion:
 
     def __le__(self, other: Microversion) -> bool:
         return (self.major, self.minor) <= (other.major, other.minor)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """One resource of a project's quota: its limit (-1: unlimited) and what is used."""
+
+    limit: int
+    in_use: int
+    reserved: int = 0
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit < 0
+
+    def room(self) -> int | None:
+        """How much more fits under the limit (None: no limit)."""
+        return None if self.unlimited else max(0, self.limit - self.in_use - self.reserved)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeQuota:
+    """A project's Nova quota for what a server consumes (``os-quota-sets/{id}/detail``)."""
+
+    project_id: str
+    instances: QuotaUsage
+    cores: QuotaUsage
+    ram_mib: QuotaUsage
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetIpAvailability:
+    subnet_id: str
+    subnet_name: str
+    cidr: str
+    ip_version: int
+    total_ips: int
+    used_ips: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkIpAvailability:
+    """Neutron's count of a network's allocation pools and allocations."""
+
+    network_id: str
+    network_name: str
+    project_id: str | None
+    total_ips: int
+    used_ips: int
+    subnets: tuple[SubnetIpAvailability, ...] = ()
+
+    @property
+    def free_ips(self) -> int:
+        return max(0, self.total_ips - self.used_ips)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceProvider:
+    """A Placement resource provider (for Nova, one per compute node)."""
+
+    uuid: str
+    name: str
+    generation: int
+    parent_uuid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """One resource class of a provider's inventory (``VCPU``, ``MEMORY_MB``, ``DISK_GB``)."""
+
+    resource_class: str
+    total: int
+    reserved: int
+    min_unit: int
+    max_unit: int
+    step_size: int
+    allocation_ratio: float
+
+    @property
+    def capacity(self) -> int:
+        """What the scheduler may hand out in all: (total - reserved) x allocation ratio."""
+        return int((self.total - self.reserved) * self.allocation_ratio)

@@ -132,7 +132,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """My VMs: one card per VM, or the templates a soldier may request."""
     soldier = request_soldier(request)
     cards = cards_for(soldier)
-    live = services.live_instances(soldier).count() if cards else 0
+    live = services.soldier_live_instances(soldier).count() if cards else 0
     context = {
         "soldier": soldier,
         "cards": cards,

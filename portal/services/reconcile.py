@@ -21,6 +21,7 @@ from portal.models import (
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import Microversion, Server, ServerStatus
+from portal.services.drift import record_user_drift
 from portal.services.engine import (
     create_operation,
     enqueue,
@@ -158,6 +159,10 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
             resolved_at__isnull=True,
         ).update(resolved_at=now)
     stats["unowned_servers"] = len(unowned)
+
+    # Staff console (issue 10): Keystone users that belong to no soldier, two listings a pass.
+    stats["users_without_soldier"] = record_user_drift(client=client, now=now)
+
     op.progress["stats"] = stats
     save_fields(op, "progress")
 

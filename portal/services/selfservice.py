@@ -84,7 +84,7 @@ def soldier_delete_allowed() -> bool:
     return bool(getattr(settings, "SELFSERVICE_SOLDIER_DELETE", False))
 
 
-def live_instances(soldier: Soldier) -> QuerySet[Instance]:
+def soldier_live_instances(soldier: Soldier) -> QuerySet[Instance]:
     """The soldier's VMs that count against the limit: every one not deleted (or gone)."""
     return soldier.instances.exclude(status=ServerStatus.DELETED).exclude(
         deleted_outside_portal=True
@@ -103,7 +103,7 @@ def soldier_vm_request(
         # Serializes two requests of one soldier (a row lock on PostgreSQL; SQLite's IMMEDIATE
         # transactions serialize writers already), so both cannot pass the count.
         Soldier.objects.select_for_update().get(pk=soldier.pk)
-        count = live_instances(soldier).count()
+        count = soldier_live_instances(soldier).count()
         if count >= limit:
             raise OperationRefused(
                 gettext_noop(

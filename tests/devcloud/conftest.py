@@ -26,6 +26,7 @@ class Api:
         "compute": "/compute/v2.1",
         "network": "/networking/v2.0",
         "image": "/image/v2",
+        "placement": "/placement",
     }
 
     def __init__(self, url: str, token: str | None, microversion: str | None = None) -> None:

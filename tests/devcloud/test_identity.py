@@ -48,7 +48,7 @@ def test_a_token_names_itself_in_a_header_and_carries_the_catalog(cloud: Cloud) 
     assert token["project"]["name"] == "admin"
     assert {r["name"] for r in token["roles"]} == {"admin", "member", "reader"}
     catalog = {entry["type"]: entry for entry in token["catalog"]}
-    assert set(catalog) == {"identity", "compute", "network", "image"}
+    assert set(catalog) == {"identity", "compute", "network", "image", "placement"}
     assert catalog["compute"]["endpoints"][0]["url"] == f"{cloud.url}/compute/v2.1"
     for entry in catalog.values():
         interfaces = {e["interface"] for e in entry["endpoints"]}

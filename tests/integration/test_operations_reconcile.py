@@ -127,6 +127,8 @@ class TestCallCount:
                     "total": len(calls.exchanges),
                     "server_lists": len(calls.matching("GET", r"/servers/detail$")),
                     "floating_ip_lists": len(calls.matching("GET", r"/v2.0/floatingips$")),
+                    # Keystone users without a soldier (drift): users and role assignments.
+                    "keystone_lists": len(calls.matching("GET", r"/v3/(users|role_assignments)$")),
                 }
                 listed = op.progress["stats"]["servers"]
                 if portal_cloud.running_devcloud is not None:
@@ -141,10 +143,11 @@ class TestCallCount:
 
         for n, counts in per_n.items():
             # One server listing (Nova pages at 1000, so 1000 servers take a second page),
-            # one floating-IP listing, nothing per server.
+            # one floating-IP listing, two Keystone listings, nothing per server.
             assert counts["floating_ip_lists"] == 1, (n, counts)
             assert counts["server_lists"] == (1 if n < 1000 else 2), (n, counts)
-            assert counts["total"] == counts["server_lists"] + 1, (n, counts)
+            assert counts["keystone_lists"] == 2, (n, counts)
+            assert counts["total"] == counts["server_lists"] + 1 + 2, (n, counts)
 
 
 def test_reconcile_mirrors_changes_made_outside_the_portal(

@@ -1,8 +1,11 @@
 """Create the demo logins of a local run (idempotent) and write them to VAR_DIR/demo_logins.txt.
 
-When a cloud is configured (OS_CLOUD or OS_* variables), the demo soldier is also onboarded there
-(Keystone user, project, roles, network), given the demo password as their cloud password, and a
-VM template is made from the cloud's first image and smallest flavor.
+Staff logins: an administrator (superuser), an operator (runs every console action) and a viewer
+(sees everything, runs nothing), in the groups migration 0003 creates. When a cloud is configured
+(OS_CLOUD or OS_* variables), the demo soldier is also onboarded there (Keystone user, project,
+roles, network), given the demo password as their cloud password, a VM template is made from the
+cloud's first image and smallest flavor, and a VM is queued for the soldier (the task worker
+``bin/run`` starts launches it).
 """
 
 from datetime import timedelta
@@ -11,13 +14,17 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from portal import services
 from portal.models import Operation, Soldier, seoul_today
 from portal.openstack import OpenStackError
+from portal.openstack.types import ServerStatus
 
 DEMO_STAFF = ("staff", "codesquare-staff-demo")
+DEMO_OPERATOR = ("operator", "codesquare-operator-demo")
+DEMO_VIEWER = ("viewer", "codesquare-viewer-demo")
 DEMO_SOLDIER = ("soldier1", "codesquare-soldier-demo")
 DEMO_TEMPLATE = "standard"
 
@@ -34,6 +41,8 @@ class Command(BaseCommand):
         if created:
             staff.set_password(staff_password)
             staff.save()
+        operator = self._staff(DEMO_OPERATOR, "operators")
+        self._staff(DEMO_VIEWER, "viewers")
         soldier_name, soldier_password = DEMO_SOLDIER
         soldier_user, created = user_model.objects.get_or_create(username=soldier_name)
         if created:
@@ -50,15 +59,28 @@ class Command(BaseCommand):
                 "keystone_user_name": soldier_name,
             },
         )
-        self._onboard(soldier, staff, soldier_password)
+        self._onboard(soldier, operator, soldier_password)
 
         lines = [
-            f"  demo staff login:             {staff_name} / {staff_password}",
+            f"  demo staff login:             {staff_name} / {staff_password} (administrator)",
+            f"  demo operator login:          {DEMO_OPERATOR[0]} / {DEMO_OPERATOR[1]}",
+            f"  demo viewer login:            {DEMO_VIEWER[0]} / {DEMO_VIEWER[1]}",
             f"  demo soldier login:           {soldier_name} / {soldier_password}",
         ]
         Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
         (Path(settings.VAR_DIR) / "demo_logins.txt").write_text("\n".join(lines) + "\n")
         self.stdout.write("demo logins ready")
+
+    def _staff(self, login: tuple[str, str], group: str) -> Any:
+        name, password = login
+        user, created = get_user_model().objects.get_or_create(
+            username=name, defaults={"is_staff": True}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        user.groups.add(Group.objects.get(name=group))
+        return user
 
     def _onboard(self, soldier: Soldier, staff: Any, password: str) -> None:
         """Onboard the demo soldier in the cloud; a missing or unreachable cloud only warns."""
@@ -88,3 +110,12 @@ class Command(BaseCommand):
             f"demo soldier {soldier.keystone_user_name} onboarded; template {template.name!r} "
             f"({template.image_name}, {template.flavor_name})"
         )
+        if not soldier.instances.exclude(status=ServerStatus.DELETED).exists():
+            try:
+                instance = services.instance_launch(
+                    soldier=soldier, template=template, requested_by=staff
+                )
+            except services.OperationRefused as exc:
+                self.stderr.write(f"demo VM not launched: {exc}")
+                return
+            self.stdout.write(f"demo VM {instance.name} queued; the task worker launches it")

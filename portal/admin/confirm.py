@@ -1,0 +1,118 @@
+"""Intermediate pages of actions: what a destructive action will do, a postponement's date,
+and the one page a reset password is ever shown on.
+
+They follow Django's ``delete_selected``: the page posts back to the change list with the
+action's name, the selected ids and ``post=yes``, and only that second POST acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext_lazy as _
+
+from portal import services
+from portal.admin.helpers import action_context
+from portal.models import Soldier, seoul_today
+
+
+def confirmed(request: HttpRequest) -> bool:
+    """The second POST of an action, from its intermediate page."""
+    return request.POST.get("post") == "yes"
+
+
+def teardown_page(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: Iterable[Model],
+    *,
+    action: str,
+    title: str,
+    intro: str,
+    button: str,
+    preview: services.TeardownPreview,
+) -> TemplateResponse:
+    """Every server to be deleted, every floating IP to be released, and those kept."""
+    objects = list(queryset)
+    context = {
+        **action_context(modeladmin, request, objects, action=action, title=title),
+        "objects": objects,
+        "intro": intro,
+        "button": button,
+        "preview": preview,
+    }
+    return TemplateResponse(request, "admin/portal/confirm_teardown.html", context)
+
+
+class PostponeForm(forms.Form):
+    until = forms.DateField(
+        label=_("Keep cloud access until"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("A Korean calendar date; access ends the day after it."),
+    )
+
+    def clean_until(self) -> date:
+        until: date = self.cleaned_data["until"]
+        if until < seoul_today():
+            raise forms.ValidationError(_("The new date must not be in the past."))
+        return until
+
+
+def postpone_page(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    soldiers: list[Soldier],
+    form: PostponeForm,
+) -> TemplateResponse:
+    context = {
+        **action_context(
+            modeladmin,
+            request,
+            soldiers,
+            action="postpone_discharge",
+            title=str(_("Postpone the discharge teardown")),
+        ),
+        "objects": soldiers,
+        "form": form,
+    }
+    return TemplateResponse(request, "admin/portal/postpone.html", context)
+
+
+def default_postponement(soldiers: list[Soldier]) -> date:
+    """Thirty days after the latest current end of access among the selected soldiers."""
+    ends = [s.effective_discharge_on for s in soldiers if s.effective_discharge_on]
+    return max([seoul_today(), *ends]) + timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ResetRow:
+    soldier: Soldier
+    password: str | None
+    message: str
+
+
+def password_page(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    rows: list[ResetRow],
+) -> TemplateResponse:
+    """The new passwords, shown once: never stored, cached, logged or put in a message."""
+    context: dict[str, Any] = {
+        **modeladmin.admin_site.each_context(request),
+        "title": _("New cloud passwords"),
+        "opts": modeladmin.model._meta,
+        "rows": rows,
+    }
+    response = TemplateResponse(request, "admin/portal/passwords.html", context)
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,98 @@
+"""The status page: every live VM with Nova's four fields decoded side by side, self-refreshing."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from portal import services
+from portal.admin.helpers import require_operator
+from portal.admin.live import live_response
+from portal.models import Instance
+from portal.openstack import OpenStackError
+from portal.status import Audience, merged_status
+
+PER_PAGE = 100
+
+
+def status_view(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("portal.view_instance"):
+        raise PermissionDenied
+    with_deleted = request.GET.get("deleted") == "1"
+    instances = (
+        Instance.objects.all() if with_deleted else services.live_instances()
+    ).select_related("owner", "pending_operation")
+    page = Paginator(instances.order_by("owner__service_number", "name", "pk"), PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    rows = [(instance, merged_status(instance, audience=Audience.STAFF)) for instance in page]
+    moving = sum(1 for _instance, st in rows if st.transitional)
+    text = (
+        ngettext(
+            "%(count)d VM on this page is changing state.",
+            "%(count)d VMs on this page are changing state.",
+            moving,
+        )
+        % {"count": moving}
+        if moving
+        else _("Every VM on this page is settled.")
+    )
+    context = {
+        **admin.site.each_context(request),
+        "title": _("VM status"),
+        "is_nav_sidebar_enabled": False,  # the table needs the width
+        "rows": rows,
+        "page": page,
+        "with_deleted": with_deleted,
+        "counts": services.status_counts(),
+        "milestone_text": text,
+        "moving": moving,
+        "can_operate": request.user.has_perm("portal.operate_cloud"),
+    }
+    return live_response(
+        request, "admin/portal/status.html", context, polling=bool(moving), milestone=str(moving)
+    )
+
+
+def measure_capacity(request: HttpRequest) -> HttpResponse:
+    """Measure the external network's free floating IPs now (one Neutron call), for the index."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    require_operator(request)
+    try:
+        snapshot = services.cloud_capacity_measure()
+    except (OpenStackError, services.OperationRefused) as exc:
+        messages.error(request, _("The cloud did not answer (%(error)s).") % {"error": exc})
+    else:
+        messages.success(
+            request,
+            _("%(count)s floating IPs are free on the external network.")
+            % {"count": snapshot.free_floating_ips},
+        )
+    return HttpResponseRedirect(reverse("admin:index"))
+
+
+def reconcile_now(request: HttpRequest) -> HttpResponse:
+    """Start a sync pass over every server and floating IP now (what the scheduler does)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    require_operator(request)
+    try:
+        op = services.cloud_reconcile(requested_by=request.user)
+    except services.OperationRefused as exc:
+        messages.warning(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("Sync #%(id)s started: the mirror is refreshed from the cloud in a moment.")
+            % {"id": op.pk},
+        )
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    return HttpResponseRedirect(target if safe else reverse("admin:index"))
