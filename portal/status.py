@@ -132,7 +132,10 @@ _TONE = {
     "deleted": Tone.GREY,
     "unknown": Tone.GREY,
 }
-_TRANSITIONAL = {"queued", "building", "restarting", "starting", "stopping", "deleting"}
+# The keys of a VM between states: pages showing one keep polling.
+TRANSITIONAL_KEYS = frozenset(
+    {"queued", "building", "restarting", "starting", "stopping", "deleting"}
+)
 _STEP_WORDS = {
     "onboard": _("preparing the cloud account"),
     "resolve": _("choosing the network"),
@@ -337,7 +340,7 @@ def merged_status(
         tone=_TONE[key],
         explanation=explanation,
         next_step=next_step,
-        transitional=key in _TRANSITIONAL,
+        transitional=key in TRANSITIONAL_KEYS,
         problem=problem,
     )
 

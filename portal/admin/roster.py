@@ -133,7 +133,9 @@ class ExportMixin(_ModelAdmin):
         actions = super().get_actions(request, action_location=action_location)
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
-        if action_location == ActionLocation.CHANGE_LIST and self.has_view_permission(request):
+        # Viewers export with the links above the list (filtered like it); the action menu
+        # stays empty for them, as it does for every console action.
+        if action_location == ActionLocation.CHANGE_LIST and can_operate(request):
             for name, description in (
                 ("export_selected_csv", _("Export selected %(verbose_name_plural)s (CSV)")),
                 ("export_selected_xlsx", _("Export selected %(verbose_name_plural)s (Excel)")),

@@ -18,7 +18,7 @@ from django.utils import timezone
 from portal.models import Drift, FloatingIP, Instance, Operation, Soldier
 from portal.openstack.types import ServerStatus
 from portal.services.preflight import CapacitySnapshot, cloud_capacity_last
-from portal.status import STATUS_KEYS, Audience, Tone, merged_status
+from portal.status import STATUS_KEYS, TRANSITIONAL_KEYS, Audience, Tone, merged_status
 
 # The fields ``merged_status`` reads to choose a status key (not its wording).
 _KEY_FIELDS = (
@@ -120,7 +120,7 @@ def console_dashboard(*, now: datetime | None = None) -> Dashboard:
     """The admin index's strip: a handful of counts, no cloud call."""
     now = now or timezone.now()
     statuses = status_counts()
-    transitional = {"queued", "building", "restarting", "starting", "stopping", "deleting"}
+    transitional = TRANSITIONAL_KEYS
     return Dashboard(
         statuses=statuses,
         vm_total=sum(s.count for s in statuses),

@@ -30,7 +30,7 @@ def _plain_static_files(settings: Any) -> None:
 
 def ensure_groups() -> None:
     """The groups of migration 0003, made again by its own function after a test flush."""
-    migration = importlib.import_module("portal.migrations.0003_console")
+    migration = importlib.import_module("portal.migrations.0005_console")
     migration.create_groups(apps, None)
 
 

@@ -10,34 +10,40 @@ from portal.openstack.types import ServerStatus, VmState
 from portal.services import engine
 
 SERVICES = Path(__file__).resolve().parents[2] / "portal" / "services"
-RAW = {s.value for s in ServerStatus} | {v.value for v in VmState}
+UPPER = {s.value for s in ServerStatus}
+LOWER = {v.value for v in VmState}
+FIELDS = {"status", "vm_state"}
 
 
-def _string_constants(path: Path) -> list[tuple[int, str]]:
+def _raw_status_literals(path: Path) -> list[tuple[int, str]]:
+    """String literals naming a Nova status or VM state where a service compares or filters.
+
+    Nova's upper-case statuses are flagged anywhere; the lower-case VM states only in a
+    comparison or a ``status=``/``vm_state=`` argument (``"error"`` is also a common word).
+    """
     tree = ast.parse(path.read_text())
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    return [
-        (node.lineno, node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and id(node) not in docstrings
-    ]
+    found: list[tuple[int, str]] = []
+
+    def constants(node: ast.AST) -> list[ast.Constant]:
+        return [
+            n for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in UPPER:
+            found.append((node.lineno, str(node.value)))
+        elif isinstance(node, ast.Compare):
+            found += [(c.lineno, str(c.value)) for c in constants(node) if c.value in LOWER]
+        elif isinstance(node, ast.keyword) and node.arg and node.arg.split("__")[0] in FIELDS:
+            found += [(c.lineno, str(c.value)) for c in constants(node.value) if c.value in LOWER]
+    return found
 
 
 def test_no_service_compares_novas_raw_status_strings() -> None:
     found = [
         f"{path.name}:{line} {value!r}"
         for path in sorted(SERVICES.glob("*.py"))
-        for line, value in _string_constants(path)
-        if value in RAW
+        for line, value in _raw_status_literals(path)
     ]
     assert found == []
 
