@@ -147,7 +147,8 @@ AXES_SENSITIVE_PARAMETERS = [
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ko")
 LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# One Korean catalogue for the app and the project's templates (bin/messages refreshes it).
+LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
 USE_I18N = True
 USE_TZ = env.bool("USE_TZ", default=True)
