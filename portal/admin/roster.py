@@ -357,7 +357,7 @@ class RosterAdminMixin(ExportMixin):
             )
         except services.RosterStale as exc:
             return self._render_preview(request, upload, exc.preview, error=str(exc))
-        except services.RosterRefused as exc:
+        except services.OperationRefused as exc:  # RosterRefused, or a service's own refusal
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:{}_{}_roster_import".format(*info)))
         except RosterFileError as exc:

@@ -30,7 +30,12 @@ from portal.services.engine import (
     save_fields,
     start_operation,
 )
-from portal.services.instances import MIRROR_FIELDS, mark_terminated, mirror_server
+from portal.services.instances import (
+    MIRROR_FIELDS,
+    mark_terminated,
+    mirror_server,
+    remember_floating_ip,
+)
 from portal.services.onboarding import domain_id, project_name
 
 # The fixes each kind of drift offers (besides "ignore"), in the order the page shows them.
@@ -174,18 +179,7 @@ def _step_adopt(op: Operation, client: OpenStackClient) -> None:
             instance.save()
             for fip in fips:
                 # Someone else made them: the portal mirrors them and never releases them.
-                FloatingIP.objects.update_or_create(
-                    neutron_id=fip.id,
-                    defaults={
-                        "address": fip.floating_ip_address,
-                        "port_id": fip.port_id or "",
-                        "fixed_ip": fip.fixed_ip_address or "",
-                        "project_keystone_id": fip.project_id or "",
-                        "instance": instance,
-                        "status": fip.status,
-                        "last_synced_at": now,
-                    },
-                )
+                remember_floating_ip(fip, instance=instance, created_by_portal=False)
         _resolve(drift)
 
 

@@ -421,7 +421,7 @@ def _fip_description(token: str) -> str:
     return f"{FIP_DESCRIPTION_PREFIX}{token}"
 
 
-def _remember_fip(
+def remember_floating_ip(
     fip: CloudFloatingIP, *, instance: Instance | None, created_by_portal: bool
 ) -> FloatingIP:
     """Record (or update) a floating IP mirror with its ownership."""
@@ -472,7 +472,7 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
         # Attached by hand (or by the soldier): mirrored, and never released by the portal.
         fip = others[0]
         with fenced(op):
-            _remember_fip(fip, instance=instance, created_by_portal=False)
+            remember_floating_ip(fip, instance=instance, created_by_portal=False)
             instance.floating_ip = fip.floating_ip_address
             instance.save(update_fields=["floating_ip", "updated_at"])
         return
@@ -494,7 +494,7 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
     # (``ours`` is this run's look-up: a lost create found is recognised by its token.)
     fip = create_once(op, "floating_ip", find=lambda: ours, create=create)
     with fenced(op):
-        _remember_fip(fip, instance=instance, created_by_portal=True)
+        remember_floating_ip(fip, instance=instance, created_by_portal=True)
         instance.floating_ip = fip.floating_ip_address
         instance.floating_ip_token = ""
         instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
@@ -535,7 +535,9 @@ def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
     unrecorded = _unrecorded_fip(client, instance)
     if unrecorded is not None and unrecorded.id not in {f.neutron_id for f in owned}:
         with fenced(op):
-            owned.append(_remember_fip(unrecorded, instance=instance, created_by_portal=True))
+            owned.append(
+                remember_floating_ip(unrecorded, instance=instance, created_by_portal=True)
+            )
     for record in owned:
         with contextlib.suppress(errors.NotFound):
             client.delete_floating_ip(record.neutron_id)

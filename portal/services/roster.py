@@ -47,17 +47,8 @@ CHUNK = 500
 BATCH_KIND = "roster_import"
 
 
-class RosterRefused(Exception):
+class RosterRefused(OperationRefused):
     """The confirmation is refused as a whole; ``str()`` is a sentence for people."""
-
-    def __init__(self, message: str, **params: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.params = params
-
-    def __str__(self) -> str:
-        text = gettext(self.message)
-        return text % self.params if self.params else text
 
 
 class RosterStale(RosterRefused):
