@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from portal import services
 from portal.models import Batch, Operation
@@ -31,6 +31,9 @@ from portal.status import Audience, merged_status
 from portal.templatetags import portal_ui
 
 OPERATE_PERMISSION = "portal.operate_cloud"
+# Django 6.1's Korean catalogue leaves the empty choice of every select (the action menu's too)
+# untranslated; the portal's catalogue, first in LOCALE_PATHS, supplies it.
+BLANK_CHOICE = gettext_noop("- Select an option -")
 EVERYWHERE = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
 ACTION_FIELDS = ("action", f"{ActionLocation.CHANGE_FORM.value}-action")
 
