@@ -128,7 +128,11 @@ def soldier_onboard(
     if soldier.state == Soldier.State.DISABLED:
         raise OperationRefused(gettext_noop("A disabled (discharged) soldier cannot be onboarded."))
     with transaction.atomic():
-        Project.objects.get_or_create(soldier=soldier, defaults={"name": project_name(soldier)})
+        name = project_name(soldier)
+        # A legacy name too long for the mirror is refused by the first step, with its reason;
+        # PostgreSQL would refuse the row here with a bare DataError.
+        if len(name) <= Project._meta.get_field("name").max_length:
+            Project.objects.get_or_create(soldier=soldier, defaults={"name": name})
         op = create_operation(
             kind=Operation.Kind.ONBOARD,
             lock_key=f"soldier:{soldier.pk}",
