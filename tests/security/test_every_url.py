@@ -826,7 +826,8 @@ class Session:
         self.role, self.world = role, world
         self.client = client_for(role, world)
 
-    def ask(self, method: str, case: Case, *, with_token: bool = True, htmx: bool = False) -> Asked:
+    def raw(self, method: str, case: Case, *, with_token: bool = True, htmx: bool = False) -> Any:
+        """Send one request of a case the way a browser (or htmx) would; the response."""
         url = case.url(self.world)
         headers: dict[str, str] = {}
         data: dict[str, Any] = case.data(self.world) if case.data and method == "post" else {}
@@ -839,27 +840,25 @@ class Session:
             data["csrfmiddlewaretoken"] = token
         elif with_token and method != "get":
             headers["X-CSRFToken"] = token
-        before = written()
-        with recorded_calls() as calls:
-            send = getattr(self.client, method)
-            if method in ("get", "post"):
-                response = send(url, data, headers=headers)
-            else:
-                response = send(url, headers=headers)
-        asked = Asked(
-            self.role,
-            method,
-            case,
-            url,
-            answer(response, self.role, url),
-            written() != before,
-            len(calls.exchanges),
-        )
-        if method == "post" and not with_token:
-            asked.got = "csrf" if b"CSRF" in response.content else asked.got
+        send = getattr(self.client, method)
+        if method in ("get", "post"):
+            response = send(url, data, headers=headers)
+        else:
+            response = send(url, headers=headers)
         if case.ends_session and response.status_code in (200, 302):
             self.client = client_for(self.role, self.world)
-        return asked
+        return response
+
+    def ask(self, method: str, case: Case, *, with_token: bool = True, htmx: bool = False) -> Asked:
+        """Send one request and note what it wrote and which cloud calls it made."""
+        url = case.url(self.world)
+        before = written()
+        with recorded_calls() as calls:
+            response = self.raw(method, case, with_token=with_token, htmx=htmx)
+        got = answer(response, self.role, url)
+        if response.status_code == 403 and b"CSRF verification failed" in response.content:
+            got = "csrf"
+        return Asked(self.role, method, case, url, got, written() != before, len(calls.exchanges))
 
 
 def every_request(session: Session) -> Iterator[tuple[Asked, set[str]]]:
