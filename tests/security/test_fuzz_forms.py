@@ -14,14 +14,16 @@ themselves are fuzzed in tests/roster/test_fuzz.py.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portal.models import Operation, Soldier, VmTemplate
+from portal.models import Drift, Operation, Soldier, VmTemplate
 from portal.selfservice.cards import ACTIONS
+from tests.integration.conftest import unique
 from tests.security.test_every_url import World, build_world, client_for, written
 from tests.sshkeys import ed25519
 
@@ -398,4 +400,49 @@ def test_an_action_on_a_selection_that_is_not_an_id_is_refused_not_a_500(
         assert "The selection was not understood" in str(
             list(client.get(response["Location"]).context["messages"])
         )
+    assert written() == before
+
+
+@FUZZ
+@given(
+    fix=st.sampled_from([("unowned_server", "adopt"), ("user_without_soldier", "link_user")]),
+    form=fields("soldier", soldier=st.just("B")),
+    query=st.one_of(st.none(), VALUE.map(str)),
+)
+def test_the_drift_fix_soldier_choice_takes_anything(
+    world: World, fix: tuple[str, str], form: dict[str, Any], query: str | None
+) -> None:
+    kind, name = fix
+    drift = Drift.objects.create(kind=kind, resource_id=unique("res"), detail="fuzzed")
+    client = client_for("operator", world)
+    if form.get("soldier") == "B":
+        form["soldier"] = world.b.pk
+    url = f"/admin/portal/drift/{drift.pk}/fix/{name}/"
+    if query is not None:
+        url += "?" + urlencode({"soldier": query})
+    before = written()
+    response = post(client, url, form)
+    assert response.status_code in (200, 302)
+    check_refusal_wrote_nothing(response, before)
+
+
+@FUZZ
+@given(data=fields("username", "password", "next"))
+def test_the_staff_login_and_password_forms_take_anything(
+    world: World, data: dict[str, Any]
+) -> None:
+    before = written()
+    response = post(client_for("anonymous", world), "/admin/login/", data)
+    assert response.status_code in (200, 429)
+    renamed = {
+        new: data[old]
+        for old, new in (
+            ("username", "old_password"),
+            ("password", "new_password1"),
+            ("next", "new_password2"),
+        )
+        if old in data
+    }
+    response = post(client_for("viewer", world), "/admin/password_change/", renamed)
+    assert response.status_code == 200
     assert written() == before
