@@ -45,7 +45,8 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
             try:
                 requests.get(url + "/healthz", timeout=2)
                 break
-            except requests.ConnectionError:
+            # A worker still importing Django on a busy machine may take longer than one try.
+            except (requests.ConnectionError, requests.Timeout):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.1)

@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -79,10 +79,32 @@ class ConsoleAdmin(admin.ModelAdmin):
         if request.method == "POST" and any(f in request.POST for f in ACTION_FIELDS):
             require_operator(request)
 
+    def _forged_selection(self, request: HttpRequest) -> bool:
+        """Whether a POSTed action names rows by something that is not one of this model's ids.
+
+        Django's admin filters ``pk__in`` with the values as sent and fails with a 500 on one
+        that is not a number (or too big a one); no page of the console sends such a value.
+        """
+        if request.method != "POST" or not any(f in request.POST for f in ACTION_FIELDS):
+            return False
+        pk = self.model._meta.pk
+        assert pk is not None
+        for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+            try:
+                pk.run_validators(pk.to_python(value))  # a number, and one the database holds
+            except ValidationError:
+                return True
+        return False
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         self._refuse_foreign_actions(request)
+        if self._forged_selection(request):
+            self.message_user(
+                request, _("The selection was not understood; nothing was done."), messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
         if self.wide_list:
             extra_context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
         return super().changelist_view(request, extra_context)

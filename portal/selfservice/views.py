@@ -298,12 +298,17 @@ def password(request: HttpRequest) -> HttpResponse:
         if AxesProxyHandler.is_locked(request, credentials):
             return locked_out(request, None, credentials)
         if form.is_valid():
-            op = services.soldier_password_change(
-                soldier=soldier,
-                original_password=form.cleaned_data["original_password"],
-                new_password=form.cleaned_data["new_password"],
-                requested_by=request.user,
-            )
+            try:
+                op = services.soldier_password_change(
+                    soldier=soldier,
+                    original_password=form.cleaned_data["original_password"],
+                    new_password=form.cleaned_data["new_password"],
+                    requested_by=request.user,
+                )
+            except services.OperationRefused as exc:
+                # A session that outlived the cloud account (discharged, not yet onboarded).
+                form.add_error(None, str(exc))
+                return render(request, "portal/password.html", {"form": form, "soldier": soldier})
             if op.state == Operation.State.SUCCEEDED:
                 messages.success(
                     request,

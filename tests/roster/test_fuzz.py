@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from hypothesis import HealthCheck, event, given, settings
+from django.urls import reverse
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from portal import roster
 from portal.models import Batch, Operation, RosterUpload, Soldier
+from tests.integration.conftest import unique
 from tests.roster.conftest import HEADERS_KO, Importer, xlsx_file
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +60,17 @@ HEADER = st.one_of(
     st.sampled_from([*HEADERS_KO, "사용자명", "템플릿", "service_number", "ｎａｍｅ", " 전역일 "]),
     TEXT,
 )
+# Control characters alone, and cells of 10 kB (a paste gone wrong), besides everything above.
+CONTROL = st.text(st.characters(categories=["Cc", "Cf", "Zl", "Zp"]), min_size=1, max_size=12)
+LONG = st.tuples(TEXT.filter(bool), st.integers(10_000, 10_240)).map(
+    lambda t: (t[0] * t[1])[: t[1]]
+)
 CELL = st.one_of(
     CELL,
     st.from_regex(r"2[0-9]-[0-9]{3,8}", fullmatch=True),
     st.text(alphabet="김이박최정똠방병사", min_size=1, max_size=4),
+    CONTROL,
+    LONG,
 )
 # Headers always hold the service number somewhere, so rows reach the row form.
 TABLES = st.tuples(
@@ -195,3 +204,36 @@ def test_the_row_form_decides_every_row_without_raising(data: dict[str, Any]) ->
     result = roster.RosterRowForm(cells, context=context, present=set(cells)).result(2)
     assert result.action in (roster.Action.CREATE, roster.Action.REJECTED)
     assert (result.action == roster.Action.REJECTED) == bool(result.errors)
+
+
+@PROPERTY
+@given(table=WELL_FORMED, tamper=st.sampled_from(["digest", "sha256", "missing", "database"]))
+def test_a_confirmation_that_no_longer_matches_what_was_previewed_writes_nothing(
+    importer: Importer, staff: Any, table: tuple[list[Any], list[list[Any]]], tamper: str
+) -> None:
+    headers, rows = table
+    response = importer.upload(csv_of(headers, rows, "utf-8"), "roster.csv")
+    assume(response.status_code == 302)
+    preview = importer.client.get(response["Location"])
+    creates = [r for r in preview.context["preview"].rows if r.action == roster.Action.CREATE]
+    assume(creates)
+    initial = preview.context["confirm_form"].initial
+    fields = {"sha256": initial["sha256"], "digest": initial["digest"]}
+    if tamper in ("digest", "sha256"):
+        fields[tamper] = fields[tamper][::-1] if len(set(fields[tamper])) > 1 else "0" * 64
+    elif tamper == "missing":
+        del fields["digest"]
+    else:
+        # Someone else took the first new soldier's service number since the preview.
+        user = get_user_model().objects.create_user(username=unique("other"))
+        Soldier.objects.create(
+            user=user, service_number=creates[0].service_number, keystone_user_name=user.username
+        )
+    before, upload = writes(), preview.context["upload"]
+    confirmed = importer.client.post(
+        reverse("admin:portal_soldier_roster_confirm", args=[upload.pk]), fields
+    )
+    assert confirmed.status_code in (200, 302)
+    assert writes() == before
+    upload.refresh_from_db()
+    assert upload.confirmed_at is None
