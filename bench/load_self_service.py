@@ -1,0 +1,622 @@
+"""Load: 500 soldiers logged in and polling their VM card while a 100-VM batch runs.
+
+Run from the repository root::
+
+    .venv/bin/python bench/load_self_service.py                  # 500 soldiers, 60 s of polling
+    .venv/bin/python bench/load_self_service.py --ci             # CI: 20 s, no results file
+
+What runs, all on loopback: devcloud (short build delays), PostgreSQL (a fresh database made
+from ``DATABASE_URL``'s server and name, dropped at the end), gunicorn with 2 workers serving
+the portal (plus the bench's bare view), one real ``manage.py db_worker``, and locust
+(``load_locust.py``, headless, in its own process). Each simulated soldier has a Keystone
+account and a VM in devcloud; it logs in through ``/login/`` (Keystone checks the password),
+opens ``/`` and polls its card every 2 s as the page does, and a bare Django view at the same
+rate, offset by 1 s: the baseline shares the users, the rate, the moment and the gunicorn.
+When every soldier is logged in, the bench queues a 100-VM launch batch through the service the
+console's launch action calls, and the worker runs it during the polling window.
+
+Which process made each cloud call: the web processes and the worker each reach devcloud
+through their own recording loopback relay (their own clouds.yaml and token cache), and the
+request ids the relays saw are looked up in devcloud's request log. Required: no failed
+request and no cloud call by the web processes during the polling window; the exit status is 1
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/cs_load"
+RESULTS = BENCH_DIR / "results" / "load-self-service.md"
+BUILD_SECONDS = 0.5  # short on purpose: the batch must fit the window; the figures do not need it
+
+
+# --- a recording relay between one kind of portal process and devcloud ------------------------
+
+
+@dataclass
+class Relay:
+    """A loopback HTTP relay to devcloud that remembers the request id of every answer.
+
+    Devcloud writes its own address into token catalogs and links; the relay rewrites it to
+    its own, so a client that came in through the relay stays on it.
+    """
+
+    name: str
+    upstream_port: int
+    seen: list[tuple[float, str, str, int, str]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            upstream: http.client.HTTPConnection | None = None
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the record is kept in relay.seen
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("connection", "keep-alive", "host")
+                }
+                old = f"127.0.0.1:{relay.port}"
+                new = f"127.0.0.1:{relay.upstream_port}"
+                headers = {k: v.replace(old, new) for k, v in headers.items()}
+                for attempt in (1, 2):
+                    if self.upstream is None:
+                        self.upstream = http.client.HTTPConnection(
+                            "127.0.0.1", relay.upstream_port, timeout=120
+                        )
+                    try:
+                        self.upstream.request(self.command, self.path, body=body, headers=headers)
+                        answer = self.upstream.getresponse()
+                        payload = answer.read()
+                        break
+                    except (ConnectionError, http.client.HTTPException):
+                        # Devcloud closed a kept-alive connection: one retry on a new one.
+                        self.upstream.close()
+                        self.upstream = None
+                        if attempt == 2:
+                            raise
+                payload = payload.replace(new.encode(), old.encode())
+                self.send_response_only(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value.replace(new, old))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                request_id = answer.getheader("x-openstack-request-id") or ""
+                relay.seen.append(
+                    (time.time(), self.command, self.path.split("?")[0], answer.status, request_id)
+                )
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def clouds_yaml(self, original: Path, target: Path) -> Path:
+        """devcloud's clouds.yaml with the auth URL pointing at this relay."""
+        import yaml
+
+        config = yaml.safe_load(original.read_text())
+        auth = config["clouds"]["devcloud"]["auth"]
+        parts = urlsplit(auth["auth_url"])
+        auth["auth_url"] = urlunsplit(parts._replace(netloc=f"127.0.0.1:{self.port}"))
+        target.write_text(yaml.safe_dump(config))
+        target.chmod(0o600)
+        return target
+
+
+# --- a database of its own ---------------------------------------------------------------------
+
+
+def scratch_database(base_url: str) -> tuple[str, str]:
+    """Create a fresh database beside the one ``base_url`` names; (its URL, its name)."""
+    import psycopg
+
+    parts = urlsplit(base_url)
+    name = f"{parts.path.lstrip('/') or 'cs_load'}_run{os.getpid()}"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def drop_database(base_url: str, name: str) -> None:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    admin = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the fixture --------------------------------------------------------------------------------
+
+
+def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
+    """``count`` soldiers with a Keystone account, a project and a server; their credentials.
+
+    Their cards are held in "Building" (a launch operation waiting for ACTIVE, with no task
+    behind it) so the page keeps polling all through the window, as during a long build.
+    """
+    from django.contrib.auth import get_user_model
+
+    from portal import cloud, services
+    from portal.models import Instance, Operation, Project
+
+    client = cloud.get_client()
+    domain = services.onboarding.domain_id()
+    template = services.vm_template_from_cloud(name="load")
+    users = get_user_model().objects
+    soldiers = []
+    for n in range(count):
+        user = users.create_user(username=f"load{n:04d}")
+        soldiers.append(
+            services.soldier_create(user=user, service_number=f"LOAD-{n:04d}", name=f"load {n}")
+        )
+
+    def in_cloud(soldier: Any) -> tuple[Any, str, str, str, str]:
+        password = secrets.token_urlsafe(18)
+        account = client.create_user(
+            name=soldier.keystone_user_name,
+            domain_id=domain,
+            password=password,
+            description=services.onboarding.account_marker(soldier),
+        )
+        project = client.create_project(
+            name=services.onboarding.project_name(soldier), domain_id=domain
+        )
+        server = devcloud.faults.bulk_servers(
+            project_id=project.id,
+            count=1,
+            name_prefix=soldier.keystone_user_name,
+            user_id=account.id,
+        )[0]
+        return soldier, account.id, project.id, server, password
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(in_cloud, soldiers))
+    credentials = []
+    for soldier, user_id, project_id, server_id, password in made:
+        soldier.keystone_user_id = user_id
+        soldier.state = soldier.State.ACTIVE
+        soldier.save(update_fields=["keystone_user_id", "state"])
+        project = Project.objects.create(
+            soldier=soldier,
+            keystone_id=project_id,
+            name=services.onboarding.project_name(soldier),
+            roles_granted=True,
+        )
+        instance = Instance.objects.create(
+            project=project,
+            owner=soldier,
+            name=f"{soldier.keystone_user_name}-vm",
+            template=template,
+            image_name=template.image_name,
+            flavor_name=template.flavor_name,
+            server_id=server_id,
+            status="BUILD",
+            pending_action=Instance.Action.LAUNCH,
+        )
+        op = Operation.objects.create(
+            kind=Operation.Kind.LAUNCH,
+            soldier=soldier,
+            instance=instance,
+            state=Operation.State.RUNNING,
+            step="wait_active",
+            params={"action": "launch"},
+        )
+        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
+        credentials.append({"username": soldier.keystone_user_name, "password": password})
+    return credentials
+
+
+def make_batch_soldiers(count: int) -> list[Any]:
+    """``count`` soldiers onboarded through the service (in this process), without a VM."""
+    from django.contrib.auth import get_user_model
+
+    from portal import services
+
+    soldiers = []
+    for n in range(count):
+        user = get_user_model().objects.create_user(username=f"batch{n:03d}")
+        soldier = services.soldier_create(
+            user=user, service_number=f"BATCH-{n:03d}", name=f"batch {n}"
+        )
+        op = services.soldier_onboard(soldier=soldier, run_now=True)
+        assert op.state == "succeeded", op.message_text
+        soldier.refresh_from_db()
+        soldiers.append(soldier)
+    return soldiers
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    from portal_site import ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "codesquare/gunicorn.conf.py")],
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), str(ROOT)]),
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKERS": "2",
+            "ALLOWED_HOSTS": "localhost,127.0.0.1",
+            "GUNICORN_ACCESSLOG": "/dev/null",
+            "LOG_LEVEL": "WARNING",
+        },
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/bench/bare", headers={"Host": "localhost"})
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not answer")
+
+
+def wait_batch(batch_id: int, timeout: float) -> float | None:
+    """Seconds until the batch finished, counted from its creation; None if it did not."""
+    from portal.models import Batch
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = Batch.objects.get(pk=batch_id)
+        if batch.finished_at is not None:
+            return (batch.finished_at - batch.created_at).total_seconds()
+        time.sleep(0.5)
+    return None
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
+    return sorted_values[index]
+
+
+UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+LOGIN_NAMES = ("login form", "login", "home")
+POLL_NAMES = ("card poll", "bare view")
+
+
+def summarize(
+    requests: list[list[Any]], names: tuple[str, ...], start: float, end: float
+) -> dict[str, dict[str, Any]]:
+    """Per request name, for requests started in [start, end): count, rate, percentiles."""
+    by_name: dict[str, list[list[Any]]] = {name: [] for name in names}
+    for row in requests:
+        name, began = row[0], row[1]
+        if name in by_name and began is not None and start <= began < end:
+            by_name.setdefault(name, []).append(row)
+    figures = {}
+    for name, rows in by_name.items():
+        if not rows:
+            continue
+        times = sorted(float(r[2]) for r in rows)
+        figures[name] = {
+            "requests": len(rows),
+            "rate": len(rows) / (end - start),
+            "errors": sum(1 for r in rows if r[3]),
+            "p50": percentile(times, 0.50),
+            "p95": percentile(times, 0.95),
+            "p99": percentile(times, 0.99),
+            "max": times[-1],
+            "mean": statistics.fmean(times),
+        }
+    return figures
+
+
+def attribute(
+    log: list[dict[str, Any]], relays: list[Relay], window: tuple[float, float]
+) -> dict[str, Counter[str]]:
+    """Count devcloud's log entries by the process kind whose relay saw their request id."""
+    owner = {rid: relay.name for relay in relays for (_, _, _, _, rid) in relay.seen if rid}
+    counts: dict[str, Counter[str]] = {}
+    for entry in log:
+        who = owner.get(entry["request_id"], "other (the bench itself)")
+        phase = "window" if window[0] <= entry["time"] < window[1] else "outside"
+        path = UUID.sub("{id}", entry["path"])
+        key = f"{entry['service']} {entry['method']} {path}"
+        counts.setdefault(f"{who}|{phase}", Counter())[key] += 1
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-time", default=None, help="polling window, locust style (60s)")
+    parser.add_argument("--users", type=int, default=None, help="simulated soldiers (500)")
+    parser.add_argument("--batch", type=int, default=100, help="VMs in the launch batch")
+    parser.add_argument("--spawn-rate", type=float, default=50, help="logins started per second")
+    parser.add_argument("--ci", action="store_true", help="short run (20s), no results file")
+    parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
+    args = parser.parse_args()
+    from locust.util.timespan import parse_timespan
+
+    run_time = args.run_time or ("20s" if args.ci else "60s")
+    poll_seconds = parse_timespan(run_time)
+    users = args.users or 500
+    results = args.results or (None if args.ci else RESULTS)
+    base_database = os.environ.get("DATABASE_URL", DEFAULT_DATABASE)
+    if not base_database.startswith("postgres"):
+        raise SystemExit("the load bench runs on PostgreSQL: DATABASE_URL=postgres://...")
+    database_url, database_name = scratch_database(base_database)
+    os.environ["DATABASE_URL"] = database_url
+    began = time.monotonic()
+
+    from portal_site import ROOT, setup, start_workers, stop
+
+    # Persistent connections as .env.example recommends; the worker follows operations quickly.
+    devcloud, env = setup(
+        build_seconds=BUILD_SECONDS, CONN_MAX_AGE="60", OPERATION_POLL_SECONDS="1"
+    )
+    work = Path(env["VAR_DIR"])
+    from django.core.management import call_command
+
+    # DEBUG is off, as in production: pages name their assets through the manifest.
+    call_command("collectstatic", interactive=False, verbosity=0)
+    devcloud_port = int(urlsplit(devcloud.url).port or 0)
+    relays = [Relay("web", devcloud_port), Relay("worker", devcloud_port)]
+    processes: list[subprocess.Popen[bytes]] = []
+    locust_out = work / "locust.json"
+    ready_file = work / "locust.ready"
+    batch_seconds: float | None = None
+    batch_total = batch_failed = 0
+    launched = None
+    try:
+        for relay in relays:
+            relay.start()
+        print(f"setup: {users} soldiers with accounts and VMs, {args.batch} soldiers onboarded")
+        credentials = make_pollers(users, devcloud)
+        batch_soldiers = make_batch_soldiers(args.batch)
+        secrets_file = work / "credentials.json"
+        secrets_file.touch(mode=0o600)
+        secrets_file.write_text(json.dumps(credentials))
+        del credentials
+        from django.db import connections
+
+        connections.close_all()  # the forked-off processes get their own
+
+        def kind_env(relay: Relay) -> dict[str, str]:
+            return {
+                **env,
+                # Each kind has its own token cache: a catalog fetched through one relay must
+                # not send the other kind's calls through it.
+                "CACHE_URL": f"filecache://{work / ('cache-' + relay.name)}",
+                "OS_CLIENT_CONFIG_FILE": str(
+                    relay.clouds_yaml(devcloud.clouds_yaml, work / f"clouds-{relay.name}.yaml")
+                ),
+            }
+
+        port = free_port()
+        processes.append(start_gunicorn(kind_env(relays[0]), port))
+        processes.extend(start_workers(1, kind_env(relays[1])))
+        print(f"setup done in {time.monotonic() - began:.0f} s; gunicorn on port {port}")
+        devcloud.faults.clear_requests()
+        for relay in relays:
+            relay.seen.clear()
+
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                str(BENCH_DIR / "load_locust.py"),
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--credentials",
+                str(secrets_file),
+                "--spawn-rate",
+                str(args.spawn_rate),
+                "--poll-seconds",
+                str(poll_seconds),
+                "--ready-file",
+                str(ready_file),
+                "--out",
+                str(locust_out),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(BENCH_DIR)},
+        )
+        processes.append(load)
+        while not ready_file.exists() and load.poll() is None:
+            time.sleep(0.1)
+        from portal import services
+        from portal.models import VmTemplate
+
+        template = VmTemplate.objects.get(name="load")
+        if ready_file.exists():
+            # What the console's "launch VMs" action calls once the operator confirms.
+            launched = services.batch_launch_many(soldiers=batch_soldiers, template=template)
+            assert launched.batch is not None
+            assert not launched.refusals, launched.refusals
+            batch_total = launched.batch.total
+        load.wait(timeout=poll_seconds + 120)
+        if launched is not None and launched.batch is not None:
+            batch_seconds = wait_batch(launched.batch.pk, timeout=180)
+            batch_failed = launched.batch.operations.filter(state="failed").count()
+        log = devcloud.faults.requests()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        stop([p for p in processes if p.poll() is None])
+        for relay in relays:
+            relay.stop()
+        devcloud.stop()
+        drop_database(base_database, database_name)
+
+    outcome = json.loads(locust_out.read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    window = (outcome["ready_at"], outcome["end_at"])
+    logins = summarize(outcome["requests"], LOGIN_NAMES, outcome["started_at"], window[1])
+    polls = summarize(outcome["requests"], POLL_NAMES, *window)
+    calls = attribute(log, relays, window)
+    return report(
+        args=args,
+        users=users,
+        run_time=run_time,
+        outcome=outcome,
+        logins=logins,
+        polls=polls,
+        calls=calls,
+        batch=(batch_total, batch_failed, batch_seconds),
+        results=results,
+    )
+
+
+def _sum(counter: Counter[str] | None, prefix: str = "") -> int:
+    return sum(v for k, v in (counter or Counter()).items() if k.startswith(prefix))
+
+
+def report(
+    *,
+    args: argparse.Namespace,
+    users: int,
+    run_time: str,
+    outcome: dict[str, Any],
+    logins: dict[str, dict[str, Any]],
+    polls: dict[str, dict[str, Any]],
+    calls: dict[str, Counter[str]],
+    batch: tuple[int, int, float | None],
+    results: Path | None,
+) -> int:
+    lines: list[str] = []
+    out = lines.append
+    card, bare = polls.get("card poll", {}), polls.get("bare view", {})
+    window = outcome["end_at"] - outcome["ready_at"]
+    errors = sum(f["errors"] for f in polls.values()) + sum(f["errors"] for f in logins.values())
+    failed_logins = users - int(outcome["logins_ok"])
+    web_window = calls.get("web|window", Counter())
+    web_logins = calls.get("web|outside", Counter())
+    worker: Counter[str] = Counter()
+    for key in ("worker|window", "worker|outside"):
+        worker.update(calls.get(key, Counter()))
+    other_window = calls.get("other (the bench itself)|window", Counter())
+    total, failed, seconds = batch
+    out(
+        f"{users} soldiers, gunicorn 2 workers x {os.environ.get('GUNICORN_THREADS', '4')} "
+        f"threads on PostgreSQL, 1 db_worker, devcloud build {BUILD_SECONDS} s, "
+        f"polling window {window:.0f} s (--run-time {run_time}), {os.cpu_count()} CPUs "
+        f"(load average at the end {os.getloadavg()[0]:.1f})"
+    )
+    out("")
+    out("| requests | count | req/s | errors | p50 ms | p95 ms | p99 ms | max ms |")
+    out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [(name, "logging in", f) for name, f in logins.items()]
+    rows += [(name, "polling window", f) for name, f in polls.items()]
+    for name, phase, figures in rows:
+        out(
+            f"| {name} ({phase}) | {figures['requests']} | {figures['rate']:.1f} | "
+            f"{figures['errors']} | {figures['p50']:.0f} | {figures['p95']:.0f} | "
+            f"{figures['p99']:.0f} | {figures['max']:.0f} |"
+        )
+    out("")
+    if card and bare:
+        out(
+            f"card poll / bare view (same users, rate, moment and gunicorn): "
+            f"p99 {card['p99'] / bare['p99']:.2f}x ({card['p99']:.0f} ms / {bare['p99']:.0f} ms), "
+            f"p50 {card['p50'] / bare['p50']:.2f}x"
+        )
+    out(f"logins: {users - failed_logins} of {users} succeeded (django-axes on, defaults)")
+    out(f"failed requests: {errors}")
+    for message in outcome["errors"][:5]:
+        out(f"  {message}")
+    out("")
+    out("OpenStack calls (devcloud's request log, attributed through each process kind's relay):")
+    out(f"- web processes, polling window (the polls): {sum(web_window.values())}")
+    for key, n in web_window.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- web processes, logging in: {sum(web_logins.values())}")
+    for key, n in web_logins.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- worker (the batch): {sum(worker.values())}")
+    for key, n in worker.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- anything else during the window: {sum(other_window.values())}")
+    finished = f"finished in {seconds:.0f} s" if seconds is not None else "NOT finished"
+    out(f"batch: {total} VMs launched by the worker, {failed} failed, {finished}")
+    text = "\n".join(lines)
+    print(text)
+    ok = (
+        errors == 0
+        and failed_logins == 0
+        and not web_window
+        and total == args.batch
+        and failed == 0
+        and seconds is not None
+    )
+    print("OK" if ok else "FAILED: errors, failed logins, poll-made cloud calls or a bad batch")
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(
+            "# Load: soldiers polling their VM card while a batch runs\n\n"
+            "Written by `bench/load_self_service.py`; see its docstring for the set-up.\n\n"
+            + text
+            + "\n"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
