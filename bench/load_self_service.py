@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -175,6 +176,20 @@ def drop_database(base_url: str, name: str) -> None:
 # --- the fixture --------------------------------------------------------------------------------
 
 
+def _own_connection[**P, R](work: Callable[P, R]) -> Callable[P, R]:
+    """Run ``work`` in a pool thread and close that thread's database connection after it."""
+
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from django.db import connection
+
+        try:
+            return work(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return wrapper
+
+
 def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
     """``count`` soldiers with a Keystone account, a project and a server; their credentials.
 
@@ -189,15 +204,13 @@ def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
     client = cloud.get_client()
     domain = services.onboarding.domain_id()
     template = services.vm_template_from_cloud(name="load")
-    users = get_user_model().objects
-    soldiers = []
-    for n in range(count):
-        user = users.create_user(username=f"load{n:04d}")
-        soldiers.append(
-            services.soldier_create(user=user, service_number=f"LOAD-{n:04d}", name=f"load {n}")
-        )
 
-    def in_cloud(soldier: Any) -> tuple[Any, str, str, str, str]:
+    @_own_connection
+    def one(n: int) -> dict[str, str]:
+        user = get_user_model().objects.create_user(username=f"load{n:04d}")
+        soldier = services.soldier_create(
+            user=user, service_number=f"LOAD-{n:04d}", name=f"load {n}"
+        )
         password = secrets.token_urlsafe(18)
         account = client.create_user(
             name=soldier.keystone_user_name,
@@ -205,29 +218,19 @@ def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
             password=password,
             description=services.onboarding.account_marker(soldier),
         )
-        project = client.create_project(
-            name=services.onboarding.project_name(soldier), domain_id=domain
-        )
-        server = devcloud.faults.bulk_servers(
-            project_id=project.id,
+        name = services.onboarding.project_name(soldier)
+        project_id = client.create_project(name=name, domain_id=domain).id
+        server_id = devcloud.faults.bulk_servers(
+            project_id=project_id,
             count=1,
             name_prefix=soldier.keystone_user_name,
             user_id=account.id,
         )[0]
-        return soldier, account.id, project.id, server, password
-
-    with ThreadPoolExecutor(8) as pool:
-        made = list(pool.map(in_cloud, soldiers))
-    credentials = []
-    for soldier, user_id, project_id, server_id, password in made:
-        soldier.keystone_user_id = user_id
+        soldier.keystone_user_id = account.id
         soldier.state = soldier.State.ACTIVE
         soldier.save(update_fields=["keystone_user_id", "state"])
         project = Project.objects.create(
-            soldier=soldier,
-            keystone_id=project_id,
-            name=services.onboarding.project_name(soldier),
-            roles_granted=True,
+            soldier=soldier, keystone_id=project_id, name=name, roles_granted=True
         )
         instance = Instance.objects.create(
             project=project,
@@ -249,18 +252,20 @@ def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
             params={"action": "launch"},
         )
         Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
-        credentials.append({"username": soldier.keystone_user_name, "password": password})
-    return credentials
+        return {"username": soldier.keystone_user_name, "password": password}
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
 
 
 def make_batch_soldiers(count: int) -> list[Any]:
-    """``count`` soldiers onboarded through the service (in this process), without a VM."""
+    """``count`` soldiers onboarded through the service (run here, in threads), without a VM."""
     from django.contrib.auth import get_user_model
 
     from portal import services
 
-    soldiers = []
-    for n in range(count):
+    @_own_connection
+    def one(n: int) -> Any:
         user = get_user_model().objects.create_user(username=f"batch{n:03d}")
         soldier = services.soldier_create(
             user=user, service_number=f"BATCH-{n:03d}", name=f"batch {n}"
@@ -268,8 +273,10 @@ def make_batch_soldiers(count: int) -> list[Any]:
         op = services.soldier_onboard(soldier=soldier, run_now=True)
         assert op.state == "succeeded", op.message_text
         soldier.refresh_from_db()
-        soldiers.append(soldier)
-    return soldiers
+        return soldier
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -410,7 +417,10 @@ def main() -> int:
 
     # Persistent connections as .env.example recommends; the worker follows operations quickly.
     devcloud, env = setup(
-        build_seconds=BUILD_SECONDS, CONN_MAX_AGE="60", OPERATION_POLL_SECONDS="1"
+        build_seconds=BUILD_SECONDS,
+        CONN_MAX_AGE="60",
+        OPERATION_POLL_SECONDS="1",
+        LOG_LEVEL="WARNING",
     )
     work = Path(env["VAR_DIR"])
     from django.core.management import call_command
@@ -428,9 +438,11 @@ def main() -> int:
     try:
         for relay in relays:
             relay.start()
-        print(f"setup: {users} soldiers with accounts and VMs, {args.batch} soldiers onboarded")
+        print(f"setup: migrated and collected in {time.monotonic() - began:.0f} s")
         credentials = make_pollers(users, devcloud)
+        print(f"setup: {users} soldiers with accounts and VMs at {time.monotonic() - began:.0f} s")
         batch_soldiers = make_batch_soldiers(args.batch)
+        print(f"setup: {args.batch} soldiers onboarded at {time.monotonic() - began:.0f} s")
         secrets_file = work / "credentials.json"
         secrets_file.touch(mode=0o600)
         secrets_file.write_text(json.dumps(credentials))
@@ -509,7 +521,7 @@ def main() -> int:
     outcome = json.loads(locust_out.read_text())
     shutil.rmtree(work, ignore_errors=True)
     window = (outcome["ready_at"], outcome["end_at"])
-    logins = summarize(outcome["requests"], LOGIN_NAMES, outcome["started_at"], window[1])
+    logins = summarize(outcome["requests"], LOGIN_NAMES, outcome["started_at"], window[0])
     polls = summarize(outcome["requests"], POLL_NAMES, *window)
     calls = attribute(log, relays, window)
     return report(
@@ -578,7 +590,11 @@ def report(
             f"p99 {card['p99'] / bare['p99']:.2f}x ({card['p99']:.0f} ms / {bare['p99']:.0f} ms), "
             f"p50 {card['p50'] / bare['p50']:.2f}x"
         )
-    out(f"logins: {users - failed_logins} of {users} succeeded (django-axes on, defaults)")
+    login_seconds = outcome["ready_at"] - outcome["started_at"]
+    out(
+        f"logins: {users - failed_logins} of {users} succeeded in {login_seconds:.0f} s "
+        f"(spawn rate {args.spawn_rate:g}/s; django-axes on, as configured for production)"
+    )
     out(f"failed requests: {errors}")
     for message in outcome["errors"][:5]:
         out(f"  {message}")
@@ -590,7 +606,8 @@ def report(
     out(f"- web processes, logging in: {sum(web_logins.values())}")
     for key, n in web_logins.most_common():
         out(f"  - {n} x {key}")
-    out(f"- worker (the batch): {sum(worker.values())}")
+    in_window = sum(calls.get("worker|window", Counter()).values())
+    out(f"- worker (the batch): {sum(worker.values())}, {in_window} of them in the window")
     for key, n in worker.most_common():
         out(f"  - {n} x {key}")
     out(f"- anything else during the window: {sum(other_window.values())}")
