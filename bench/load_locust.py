@@ -42,6 +42,10 @@ _expected = 0
 _logins_done = 0
 _logins_ok = 0
 _all_logged_in = Event()
+# Set when the window closes: no new request starts, the ones under way are waited for, so
+# the slowest answers of the window are counted rather than cut off.
+_window_closed = Event()
+_in_flight = 0
 _records: list[list[Any]] = []
 _errors: list[str] = []
 
@@ -112,25 +116,25 @@ class Soldier(FastHttpUser):
             seen = SEEN.search(page.text or "")
             self.seen = seen.group(1) if seen else ""
 
+    def _get(self, url: str, name: str, **options: Any) -> None:
+        global _in_flight
+        if _window_closed.is_set():
+            gevent.sleep(3600)  # idle until locust stops this user
+        _in_flight += 1
+        try:
+            with self.client.get(url, name=name, catch_response=True, **options) as response:
+                # 200 while the VM is in transition; a 286 would stop the page's polling.
+                if response.status_code != 200:
+                    response.failure(f"{name} answered {response.status_code}")
+        finally:
+            _in_flight -= 1
+
     @task
     def poll(self) -> None:
         started = time.monotonic()
-        with self.client.get(
-            self.card_url,
-            params={"seen": self.seen},
-            headers=HTMX,
-            name="card poll",
-            catch_response=True,
-        ) as response:
-            # 200 while the VM is in transition; 286 would stop the page's polling.
-            if response.status_code != 200:
-                response.failure(f"card poll answered {response.status_code}")
+        self._get(self.card_url, "card poll", params={"seen": self.seen}, headers=HTMX)
         gevent.sleep(max(0.0, started + POLL_SECONDS / 2 - time.monotonic()))
-        with self.client.get(
-            "/bench/bare", headers=HTMX, name="bare view", catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"bare view answered {response.status_code}")
+        self._get("/bench/bare", "bare view", headers=HTMX)
         gevent.sleep(max(0.0, started + POLL_SECONDS - time.monotonic()))
 
 
@@ -159,6 +163,10 @@ def main() -> None:
     if logged_in:
         gevent.sleep(args.poll_seconds)
     end_at = time.time()
+    _window_closed.set()
+    drain_until = time.monotonic() + 120
+    while _in_flight and time.monotonic() < drain_until:
+        gevent.sleep(0.05)
     runner.quit()
     args.out.write_text(
         json.dumps(

@@ -584,6 +584,11 @@ def report(
             f"{figures['p99']:.0f} | {figures['max']:.0f} |"
         )
     out("")
+    out(
+        f"asked for: {users / 2:.0f} card polls/s and {users / 2:.0f} bare views/s "
+        f"({users} soldiers, each one of each every 2 s); a slower answer delays that "
+        f"soldier's next poll, so the rates above are what the server kept up with"
+    )
     if card and bare:
         out(
             f"card poll / bare view (same users, rate, moment and gunicorn): "
