@@ -334,6 +334,41 @@ def wait_batch(batch_id: int, timeout: float) -> float | None:
     return None
 
 
+def cpu_sample(groups: dict[str, list[int]], database: str) -> tuple[float, dict[str, float]]:
+    """(wall clock, CPU seconds used so far by each group of processes and by the machine)."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
+        backends = [int(row[0]) for row in cursor.fetchall()]
+    used: dict[str, float] = {}
+    for name, pids in {**groups, "PostgreSQL (this database's backends)": backends}.items():
+        used[name] = 0.0
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            used[name] += times.user + times.system
+    machine = psutil.cpu_times()
+    used["machine, every process"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0)
+    return time.monotonic(), used
+
+
+def process_groups(
+    gunicorn: subprocess.Popen[bytes], worker: subprocess.Popen[bytes], load: Any, devcloud: Any
+) -> dict[str, list[int]]:
+    import psutil
+
+    return {
+        "gunicorn (2 workers)": [c.pid for c in psutil.Process(gunicorn.pid).children()],
+        "db_worker": [worker.pid],
+        "locust": [load.pid],
+        "devcloud": [devcloud.process.pid],
+    }
+
+
 # --- figures ------------------------------------------------------------------------------------
 
 
@@ -395,16 +430,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-time", default=None, help="polling window, locust style (60s)")
     parser.add_argument("--users", type=int, default=None, help="simulated soldiers (500)")
-    parser.add_argument("--batch", type=int, default=100, help="VMs in the launch batch")
+    parser.add_argument("--batch", type=int, default=None, help="VMs in the batch (100)")
     parser.add_argument("--spawn-rate", type=float, default=50, help="logins started per second")
-    parser.add_argument("--ci", action="store_true", help="short run (20s), no results file")
+    parser.add_argument(
+        "--ci", action="store_true", help="CI: 200 soldiers, 50 VMs, 20s, no results file"
+    )
     parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
     args = parser.parse_args()
     from locust.util.timespan import parse_timespan
 
     run_time = args.run_time or ("20s" if args.ci else "60s")
     poll_seconds = parse_timespan(run_time)
-    users = args.users or 500
+    # CI's run is smaller to keep .ci/run inside its hour; it checks the same things.
+    users = args.users or (200 if args.ci else 500)
+    batch_size = args.batch or (50 if args.ci else 100)
     results = args.results or (None if args.ci else RESULTS)
     base_database = os.environ.get("DATABASE_URL", DEFAULT_DATABASE)
     if not base_database.startswith("postgres"):
@@ -441,8 +480,8 @@ def main() -> int:
         print(f"setup: migrated and collected in {time.monotonic() - began:.0f} s")
         credentials = make_pollers(users, devcloud)
         print(f"setup: {users} soldiers with accounts and VMs at {time.monotonic() - began:.0f} s")
-        batch_soldiers = make_batch_soldiers(args.batch)
-        print(f"setup: {args.batch} soldiers onboarded at {time.monotonic() - began:.0f} s")
+        batch_soldiers = make_batch_soldiers(batch_size)
+        print(f"setup: {batch_size} soldiers onboarded at {time.monotonic() - began:.0f} s")
         secrets_file = work / "credentials.json"
         secrets_file.touch(mode=0o600)
         secrets_file.write_text(json.dumps(credentials))
@@ -497,13 +536,18 @@ def main() -> int:
         from portal.models import VmTemplate
 
         template = VmTemplate.objects.get(name="load")
+        groups = process_groups(processes[0], processes[1], load, devcloud)
+        cpu_before = cpu_sample(groups, database_name)
         if ready_file.exists():
             # What the console's "launch VMs" action calls once the operator confirms.
             launched = services.batch_launch_many(soldiers=batch_soldiers, template=template)
             assert launched.batch is not None
             assert not launched.refusals, launched.refusals
             batch_total = launched.batch.total
-        load.wait(timeout=poll_seconds + 120)
+        # Sampled while locust still runs, at the window's end (as the driver sees it).
+        time.sleep(max(0.0, cpu_before[0] + poll_seconds - time.monotonic()))
+        cpu_after = cpu_sample(groups, database_name)
+        load.wait(timeout=poll_seconds + 180)
         if launched is not None and launched.batch is not None:
             batch_seconds = wait_batch(launched.batch.pk, timeout=180)
             batch_failed = launched.batch.operations.filter(state="failed").count()
@@ -527,12 +571,14 @@ def main() -> int:
     return report(
         args=args,
         users=users,
+        batch_size=batch_size,
         run_time=run_time,
         outcome=outcome,
         logins=logins,
         polls=polls,
         calls=calls,
         batch=(batch_total, batch_failed, batch_seconds),
+        cpu=(cpu_before, cpu_after),
         results=results,
     )
 
@@ -545,12 +591,14 @@ def report(
     *,
     args: argparse.Namespace,
     users: int,
+    batch_size: int,
     run_time: str,
     outcome: dict[str, Any],
     logins: dict[str, dict[str, Any]],
     polls: dict[str, dict[str, Any]],
     calls: dict[str, Counter[str]],
     batch: tuple[int, int, float | None],
+    cpu: tuple[tuple[float, dict[str, float]], tuple[float, dict[str, float]]],
     results: Path | None,
 ) -> int:
     lines: list[str] = []
@@ -618,13 +666,35 @@ def report(
     out(f"- anything else during the window: {sum(other_window.values())}")
     finished = f"finished in {seconds:.0f} s" if seconds is not None else "NOT finished"
     out(f"batch: {total} VMs launched by the worker, {failed} failed, {finished}")
+    (start, before), (end, after) = cpu
+    seconds_cpu = end - start
+    out("")
+    out(
+        f"CPU used during the polling window ({seconds_cpu:.0f} s; "
+        f"{os.cpu_count()} CPUs = {(os.cpu_count() or 1) * 100} %):"
+    )
+    mine = 0.0
+    for name in before:
+        used = after[name] - before[name]
+        if name != "machine, every process":
+            mine += used
+        out(f"- {name}: {used:.1f} s ({used / seconds_cpu * 100:.0f} % of one CPU)")
+    others = after["machine, every process"] - before["machine, every process"] - mine
+    out(
+        f"- everything else on the machine (other people's work): {others:.1f} s "
+        f"({others / seconds_cpu * 100:.0f} % of one CPU)"
+    )
+    answered = sum(f["requests"] for f in polls.values())
+    web = after["gunicorn (2 workers)"] - before["gunicorn (2 workers)"]
+    if answered:
+        out(f"web CPU per polling request (card and bare together): {web / answered * 1000:.1f} ms")
     text = "\n".join(lines)
     print(text)
     ok = (
         errors == 0
         and failed_logins == 0
         and not web_window
-        and total == args.batch
+        and total == batch_size
         and failed == 0
         and seconds is not None
     )
