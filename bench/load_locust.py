@@ -3,14 +3,14 @@
 Run by ``load_self_service.py`` in its own process (locust's gevent patches the whole process,
 which the Django side must not share). Each simulated soldier logs in through ``/login/`` (the
 real form, CSRF token and all, checked by Keystone), opens ``/``, reads its VM card's polling URL
-from the page as htmx would, waits until every soldier has logged in, and then, every 2 s, asks
-for its card the way the page's ``hx-trigger="every 2s"`` does, plus, offset by 1 s, the bench's
-bare Django view: the baseline is measured by the same users, at the same rate, at the same time,
-through the same gunicorn.
+from the page as htmx would, and waits until every soldier has logged in. Then two phases of the
+same shape: for ``--baseline-seconds`` every soldier asks for the bench's bare Django view every
+2 s (the baseline); then, keeping its pace, it asks for its card every 2 s the way the page's
+``hx-trigger="every 2s"`` does, for ``--poll-seconds``.
 
 Every request is written to ``--out`` (JSON) with its start time, so the driver can split the
-login phase from the polling window and line the window up with devcloud's request log.
-Credentials come from a file (``--credentials``) and are never printed.
+phases and line them up with devcloud's request log. Credentials come from a file
+(``--credentials``) and are never printed.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ _all_logged_in = Event()
 # the slowest answers of the window are counted rather than cut off.
 _window_closed = Event()
 _in_flight = 0
+# The baseline phase (every soldier asks for the bare view every 2 s) comes first; then the
+# same soldiers, keeping their pace, ask for their card instead.
+_card_phase = Event()
 _records: list[list[Any]] = []
 _errors: list[str] = []
 
@@ -132,9 +135,10 @@ class Soldier(FastHttpUser):
     @task
     def poll(self) -> None:
         started = time.monotonic()
-        self._get(self.card_url, "card poll", params={"seen": self.seen}, headers=HTMX)
-        gevent.sleep(max(0.0, started + POLL_SECONDS / 2 - time.monotonic()))
-        self._get("/bench/bare", "bare view", headers=HTMX)
+        if _card_phase.is_set():
+            self._get(self.card_url, "card poll", params={"seen": self.seen}, headers=HTMX)
+        else:
+            self._get("/bench/bare", "bare view", headers=HTMX)
         gevent.sleep(max(0.0, started + POLL_SECONDS - time.monotonic()))
 
 
@@ -146,7 +150,9 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=50)
     parser.add_argument("--poll-seconds", type=float, required=True)
     parser.add_argument("--login-timeout", type=float, default=300)
+    parser.add_argument("--baseline-seconds", type=float, required=True)
     parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument("--card-file", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -160,7 +166,12 @@ def main() -> None:
     logged_in = _all_logged_in.wait(timeout=args.login_timeout)
     ready_at = time.time()
     args.ready_file.write_text(str(ready_at))
+    card_at = ready_at
     if logged_in:
+        gevent.sleep(args.baseline_seconds)
+        card_at = time.time()
+        _card_phase.set()
+        args.card_file.write_text(str(card_at))
         gevent.sleep(args.poll_seconds)
     end_at = time.time()
     _window_closed.set()
@@ -173,6 +184,7 @@ def main() -> None:
             {
                 "started_at": started,
                 "ready_at": ready_at,
+                "card_at": card_at,
                 "end_at": end_at,
                 "users": _expected,
                 "logins_finished": _logins_done,

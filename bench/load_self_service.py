@@ -2,24 +2,25 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/load_self_service.py                  # 500 soldiers, 60 s of polling
-    .venv/bin/python bench/load_self_service.py --ci             # CI: 20 s, no results file
+    .venv/bin/python bench/load_self_service.py          # 500 soldiers, 60 s + 60 s of polling
+    .venv/bin/python bench/load_self_service.py --ci     # CI: 200 soldiers, 50 VMs, 20 s + 20 s
 
 What runs, all on loopback: devcloud (short build delays), PostgreSQL (a fresh database made
-from ``DATABASE_URL``'s server and name, dropped at the end), gunicorn with 2 workers serving
-the portal (plus the bench's bare view), one real ``manage.py db_worker``, and locust
+beside the one ``DATABASE_URL`` names, dropped at the end), gunicorn with 2 workers serving the
+portal (plus the bench's bare view), one real ``manage.py db_worker``, and locust
 (``load_locust.py``, headless, in its own process). Each simulated soldier has a Keystone
-account and a VM in devcloud; it logs in through ``/login/`` (Keystone checks the password),
-opens ``/`` and polls its card every 2 s as the page does, and a bare Django view at the same
-rate, offset by 1 s: the baseline shares the users, the rate, the moment and the gunicorn.
-When every soldier is logged in, the bench queues a 100-VM launch batch through the service the
-console's launch action calls, and the worker runs it during the polling window.
+account and a VM in devcloud; it logs in through ``/login/`` (Keystone checks the password) and
+opens ``/``. Once all are in, two phases of the same shape: every soldier asks for a bare Django
+view every 2 s (the baseline, ``--baseline-time``, default the same as ``--run-time``), then
+for its VM card every 2 s as the page does (``--run-time``); same soldiers, same pace, same
+gunicorn. When the card phase starts, the bench queues a 100-VM launch batch through the
+service the console's launch action calls, and the worker runs it meanwhile.
 
 Which process made each cloud call: the web processes and the worker each reach devcloud
 through their own recording loopback relay (their own clouds.yaml and token cache), and the
 request ids the relays saw are looked up in devcloud's request log. Required: no failed
-request and no cloud call by the web processes during the polling window; the exit status is 1
-otherwise.
+request, every login through, no cloud call by the web processes while polling and the whole
+batch launched; the exit status is 1 otherwise.
 """
 
 from __future__ import annotations
@@ -334,7 +335,10 @@ def wait_batch(batch_id: int, timeout: float) -> float | None:
     return None
 
 
-def cpu_sample(groups: dict[str, list[int]], database: str) -> tuple[float, dict[str, float]]:
+Sample = tuple[float, dict[str, float]]
+
+
+def cpu_sample(groups: dict[str, list[int]], database: str) -> Sample:
     """(wall clock, CPU seconds used so far by each group of processes and by the machine)."""
     import psutil
     from django.db import connection
@@ -429,6 +433,9 @@ def attribute(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-time", default=None, help="polling window, locust style (60s)")
+    parser.add_argument(
+        "--baseline-time", default=None, help="bare-view phase before it (as --run-time)"
+    )
     parser.add_argument("--users", type=int, default=None, help="simulated soldiers (500)")
     parser.add_argument("--batch", type=int, default=None, help="VMs in the batch (100)")
     parser.add_argument("--spawn-rate", type=float, default=50, help="logins started per second")
@@ -441,6 +448,7 @@ def main() -> int:
 
     run_time = args.run_time or ("20s" if args.ci else "60s")
     poll_seconds = parse_timespan(run_time)
+    baseline_seconds = parse_timespan(args.baseline_time or run_time)
     # CI's run is smaller to keep .ci/run inside its hour; it checks the same things.
     users = args.users or (200 if args.ci else 500)
     batch_size = args.batch or (50 if args.ci else 100)
@@ -471,6 +479,7 @@ def main() -> int:
     processes: list[subprocess.Popen[bytes]] = []
     locust_out = work / "locust.json"
     ready_file = work / "locust.ready"
+    card_file = work / "locust.card"
     batch_seconds: float | None = None
     batch_total = batch_failed = 0
     launched = None
@@ -521,8 +530,12 @@ def main() -> int:
                 str(args.spawn_rate),
                 "--poll-seconds",
                 str(poll_seconds),
+                "--baseline-seconds",
+                str(baseline_seconds),
                 "--ready-file",
                 str(ready_file),
+                "--card-file",
+                str(card_file),
                 "--out",
                 str(locust_out),
             ],
@@ -530,15 +543,18 @@ def main() -> int:
             env={**os.environ, "PYTHONPATH": str(BENCH_DIR)},
         )
         processes.append(load)
-        while not ready_file.exists() and load.poll() is None:
-            time.sleep(0.1)
         from portal import services
         from portal.models import VmTemplate
 
         template = VmTemplate.objects.get(name="load")
         groups = process_groups(processes[0], processes[1], load, devcloud)
+        while not ready_file.exists() and load.poll() is None:
+            time.sleep(0.05)
+        cpu_ready = cpu_sample(groups, database_name)
+        while not card_file.exists() and load.poll() is None:
+            time.sleep(0.05)
         cpu_before = cpu_sample(groups, database_name)
-        if ready_file.exists():
+        if card_file.exists():
             # What the console's "launch VMs" action calls once the operator confirms.
             launched = services.batch_launch_many(soldiers=batch_soldiers, template=template)
             assert launched.batch is not None
@@ -566,7 +582,10 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     window = (outcome["ready_at"], outcome["end_at"])
     logins = summarize(outcome["requests"], LOGIN_NAMES, outcome["started_at"], window[0])
-    polls = summarize(outcome["requests"], POLL_NAMES, *window)
+    polls = {
+        **summarize(outcome["requests"], ("bare view",), window[0], outcome["card_at"]),
+        **summarize(outcome["requests"], ("card poll",), outcome["card_at"], window[1]),
+    }
     calls = attribute(log, relays, window)
     return report(
         args=args,
@@ -578,7 +597,7 @@ def main() -> int:
         polls=polls,
         calls=calls,
         batch=(batch_total, batch_failed, batch_seconds),
-        cpu=(cpu_before, cpu_after),
+        cpu=(cpu_ready, cpu_before, cpu_after),
         results=results,
     )
 
@@ -598,13 +617,12 @@ def report(
     polls: dict[str, dict[str, Any]],
     calls: dict[str, Counter[str]],
     batch: tuple[int, int, float | None],
-    cpu: tuple[tuple[float, dict[str, float]], tuple[float, dict[str, float]]],
+    cpu: tuple[Sample, Sample, Sample],
     results: Path | None,
 ) -> int:
     lines: list[str] = []
     out = lines.append
     card, bare = polls.get("card poll", {}), polls.get("bare view", {})
-    window = outcome["end_at"] - outcome["ready_at"]
     errors = sum(f["errors"] for f in polls.values()) + sum(f["errors"] for f in logins.values())
     failed_logins = users - int(outcome["logins_ok"])
     web_window = calls.get("web|window", Counter())
@@ -617,14 +635,16 @@ def report(
     out(
         f"{users} soldiers, gunicorn 2 workers x {os.environ.get('GUNICORN_THREADS', '4')} "
         f"threads on PostgreSQL, 1 db_worker, devcloud build {BUILD_SECONDS} s, "
-        f"polling window {window:.0f} s (--run-time {run_time}), {os.cpu_count()} CPUs "
+        f"bare-view phase {outcome['card_at'] - outcome['ready_at']:.0f} s then card phase "
+        f"{outcome['end_at'] - outcome['card_at']:.0f} s (--run-time {run_time}), "
+        f"{os.cpu_count()} CPUs "
         f"(load average at the end {os.getloadavg()[0]:.1f})"
     )
     out("")
     out("| requests | count | req/s | errors | p50 ms | p95 ms | p99 ms | max ms |")
     out("|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = [(name, "logging in", f) for name, f in logins.items()]
-    rows += [(name, "polling window", f) for name, f in polls.items()]
+    rows += [(name, "every 2 s per soldier", f) for name, f in polls.items()]
     for name, phase, figures in rows:
         out(
             f"| {name} ({phase}) | {figures['requests']} | {figures['rate']:.1f} | "
@@ -633,13 +653,13 @@ def report(
         )
     out("")
     out(
-        f"asked for: {users / 2:.0f} card polls/s and {users / 2:.0f} bare views/s "
-        f"({users} soldiers, each one of each every 2 s); a slower answer delays that "
-        f"soldier's next poll, so the rates above are what the server kept up with"
+        f"asked for: {users / 2:.0f} requests/s in each phase ({users} soldiers, one request "
+        f"every 2 s each); a slower answer delays that soldier's next poll, so the rates above "
+        f"are what the server kept up with"
     )
     if card and bare:
         out(
-            f"card poll / bare view (same users, rate, moment and gunicorn): "
+            f"card poll / bare view (same soldiers, pace and gunicorn, one phase after the other): "
             f"p99 {card['p99'] / bare['p99']:.2f}x ({card['p99']:.0f} ms / {bare['p99']:.0f} ms), "
             f"p50 {card['p50'] / bare['p50']:.2f}x"
         )
@@ -653,41 +673,57 @@ def report(
         out(f"  {message}")
     out("")
     out("OpenStack calls (devcloud's request log, attributed through each process kind's relay):")
-    out(f"- web processes, polling window (the polls): {sum(web_window.values())}")
+    out(f"- web processes, while polling (both phases): {sum(web_window.values())}")
     for key, n in web_window.most_common():
         out(f"  - {n} x {key}")
     out(f"- web processes, logging in: {sum(web_logins.values())}")
     for key, n in web_logins.most_common():
         out(f"  - {n} x {key}")
     in_window = sum(calls.get("worker|window", Counter()).values())
-    out(f"- worker (the batch): {sum(worker.values())}, {in_window} of them in the window")
+    out(f"- worker (the batch): {sum(worker.values())}, {in_window} of them while polling")
     for key, n in worker.most_common():
         out(f"  - {n} x {key}")
-    out(f"- anything else during the window: {sum(other_window.values())}")
+    out(f"- anything else while polling: {sum(other_window.values())}")
     finished = f"finished in {seconds:.0f} s" if seconds is not None else "NOT finished"
     out(f"batch: {total} VMs launched by the worker, {failed} failed, {finished}")
-    (start, before), (end, after) = cpu
-    seconds_cpu = end - start
+    (t0, ready), (t1, card_start), (t2, end) = cpu
+    phases = ((t1 - t0, ready, card_start), (t2 - t1, card_start, end))
     out("")
     out(
-        f"CPU used during the polling window ({seconds_cpu:.0f} s; "
-        f"{os.cpu_count()} CPUs = {(os.cpu_count() or 1) * 100} %):"
+        f"CPU used, as % of one CPU ({os.cpu_count()} CPUs = {(os.cpu_count() or 1) * 100} %), "
+        f"in the bare-view phase ({t1 - t0:.0f} s) and the card phase ({t2 - t1:.0f} s):"
     )
-    mine = 0.0
-    for name in before:
-        used = after[name] - before[name]
-        if name != "machine, every process":
-            mine += used
-        out(f"- {name}: {used:.1f} s ({used / seconds_cpu * 100:.0f} % of one CPU)")
-    others = after["machine, every process"] - before["machine, every process"] - mine
-    out(
-        f"- everything else on the machine (other people's work): {others:.1f} s "
-        f"({others / seconds_cpu * 100:.0f} % of one CPU)"
-    )
-    answered = sum(f["requests"] for f in polls.values())
-    web = after["gunicorn (2 workers)"] - before["gunicorn (2 workers)"]
-    if answered:
-        out(f"web CPU per polling request (card and bare together): {web / answered * 1000:.1f} ms")
+    out("")
+    out("| processes | bare-view phase | card phase |")
+    out("|---|---:|---:|")
+    mine = [0.0, 0.0]
+    for name in ready:
+        cells = []
+        for index, (span, before, after) in enumerate(phases):
+            used = after[name] - before[name]
+            if name != "machine, every process":
+                mine[index] += used
+            cells.append(f"{used / span * 100:.0f} %")
+        out(f"| {name} | {' | '.join(cells)} |")
+    others = [
+        (after["machine, every process"] - before["machine, every process"] - mine[i]) / span
+        for i, (span, before, after) in enumerate(phases)
+    ]
+    shares = " | ".join(f"{share * 100:.0f} %" for share in others)
+    out(f"| everything else (other people's work) | {shares} |")
+    web = "gunicorn (2 workers)"
+    per_request = []
+    for (_, before, after), figures in zip(phases, (bare, card), strict=True):
+        if figures:
+            per_request.append((after[web] - before[web]) / figures["requests"] * 1000)
+    if len(per_request) == 2:
+        out("")
+        out(
+            f"web CPU per request: bare view {per_request[0]:.1f} ms, card poll "
+            f"{per_request[1]:.1f} ms ({per_request[1] / per_request[0]:.1f}x); at that cost, "
+            f"{users} soldiers polling every 2 s need {users / 2 * per_request[1] / 1000:.2f} "
+            f"CPUs for gunicorn alone"
+        )
     text = "\n".join(lines)
     print(text)
     ok = (
