@@ -335,29 +335,40 @@ def wait_batch(batch_id: int, timeout: float) -> float | None:
     return None
 
 
-Sample = tuple[float, dict[str, float]]
+Sample = tuple[float, dict[str, dict[int, float]]]
+MACHINE = "machine, every process"
 
 
 def cpu_sample(groups: dict[str, list[int]], database: str) -> Sample:
-    """(wall clock, CPU seconds used so far by each group of processes and by the machine)."""
+    """(wall clock, CPU seconds used so far by each process of each group, and the machine's).
+
+    Per process, so that a database backend that came or went between two samples counts only
+    for what it used in between (one that ended in between is not seen: a small undercount).
+    """
     import psutil
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
         backends = [int(row[0]) for row in cursor.fetchall()]
-    used: dict[str, float] = {}
+    used: dict[str, dict[int, float]] = {}
     for name, pids in {**groups, "PostgreSQL (this database's backends)": backends}.items():
-        used[name] = 0.0
+        used[name] = {}
         for pid in pids:
             try:
                 times = psutil.Process(pid).cpu_times()
             except psutil.Error:
                 continue
-            used[name] += times.user + times.system
+            used[name][pid] = times.user + times.system
     machine = psutil.cpu_times()
-    used["machine, every process"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0)
+    used[MACHINE] = {0: sum(machine) - machine.idle - getattr(machine, "iowait", 0)}
     return time.monotonic(), used
+
+
+def cpu_used(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], name: str
+) -> float:
+    return sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items())
 
 
 def process_groups(
@@ -700,13 +711,13 @@ def report(
     for name in ready:
         cells = []
         for index, (span, before, after) in enumerate(phases):
-            used = after[name] - before[name]
-            if name != "machine, every process":
+            used = cpu_used(before, after, name)
+            if name != MACHINE:
                 mine[index] += used
             cells.append(f"{used / span * 100:.0f} %")
         out(f"| {name} | {' | '.join(cells)} |")
     others = [
-        (after["machine, every process"] - before["machine, every process"] - mine[i]) / span
+        (cpu_used(before, after, MACHINE) - mine[i]) / span
         for i, (span, before, after) in enumerate(phases)
     ]
     shares = " | ".join(f"{share * 100:.0f} %" for share in others)
@@ -715,7 +726,7 @@ def report(
     per_request = []
     for (_, before, after), figures in zip(phases, (bare, card), strict=True):
         if figures:
-            per_request.append((after[web] - before[web]) / figures["requests"] * 1000)
+            per_request.append(cpu_used(before, after, web) / figures["requests"] * 1000)
     if len(per_request) == 2:
         out("")
         out(
@@ -739,7 +750,10 @@ def report(
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(
             "# Load: soldiers polling their VM card while a batch runs\n\n"
-            "Written by `bench/load_self_service.py`; see its docstring for the set-up.\n\n"
+            "Written by `bench/load_self_service.py` (see its docstring for the set-up), run as "
+            f"`{' '.join(['.venv/bin/python', 'bench/load_self_service.py', *sys.argv[1:]])}` "
+            f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The CPU table shows how "
+            "much of the machine the bench had: the rest went to other work on it.\n\n"
             + text
             + "\n"
         )
