@@ -303,6 +303,9 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_WORKERS": "2",
             "ALLOWED_HOSTS": "localhost,127.0.0.1",
+            # gunicorn 27 opens a control socket at one path in $HOME by default: several
+            # gunicorns on one machine would fight over it, and this one needs none.
+            "GUNICORN_CMD_ARGS": "--log-level warning --no-control-socket",
             "GUNICORN_ACCESSLOG": "/dev/null",
             "LOG_LEVEL": "WARNING",
         },
@@ -727,7 +730,7 @@ def report(
     for (_, before, after), figures in zip(phases, (bare, card), strict=True):
         if figures:
             per_request.append(cpu_used(before, after, web) / figures["requests"] * 1000)
-    if len(per_request) == 2:
+    if len(per_request) == 2 and per_request[0] > 0:
         out("")
         out(
             f"web CPU per request: bare view {per_request[0]:.1f} ms, card poll "
