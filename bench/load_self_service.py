@@ -325,6 +325,49 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("gunicorn did not answer")
 
 
+def lockout_check(
+    port: int, victim: dict[str, str], bystander: dict[str, str]
+) -> tuple[int, int, int]:
+    """django-axes after the load: (failure limit, status of the locked soldier's right
+    password, status of another soldier's login from the same address).
+
+    500 good logins from one address must not trip it; this shows it is still on.
+    """
+    import http.cookiejar
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from django.conf import settings
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    def log_in(username: str, password: str) -> int:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+        url = f"http://127.0.0.1:{port}/login/"
+        with opener.open(url, timeout=60) as page:
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
+        assert token is not None
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": token[1]}
+        try:
+            with opener.open(url, urllib.parse.urlencode(form).encode(), timeout=60) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:  # 302 (not followed) and 429 land here
+            return int(exc.code)
+
+    limit = int(settings.AXES_FAILURE_LIMIT)
+    for _ in range(limit):
+        log_in(victim["username"], "not-" + victim["password"])
+    return (
+        limit,
+        log_in(victim["username"], victim["password"]),
+        log_in(bystander["username"], bystander["password"]),
+    )
+
+
 def wait_batch(batch_id: int, timeout: float) -> float | None:
     """Seconds until the batch finished, counted from its creation; None if it did not."""
     from portal.models import Batch
@@ -508,6 +551,7 @@ def main() -> int:
         secrets_file = work / "credentials.json"
         secrets_file.touch(mode=0o600)
         secrets_file.write_text(json.dumps(credentials))
+        victim, bystander = credentials[0], credentials[1]
         del credentials
         from django.db import connections
 
@@ -578,6 +622,7 @@ def main() -> int:
         time.sleep(max(0.0, cpu_before[0] + poll_seconds - time.monotonic()))
         cpu_after = cpu_sample(groups, database_name)
         load.wait(timeout=poll_seconds + 180)
+        lockout = lockout_check(port, victim, bystander)
         if launched is not None and launched.batch is not None:
             batch_seconds = wait_batch(launched.batch.pk, timeout=180)
             batch_failed = launched.batch.operations.filter(state="failed").count()
@@ -612,6 +657,7 @@ def main() -> int:
         calls=calls,
         batch=(batch_total, batch_failed, batch_seconds),
         cpu=(cpu_ready, cpu_before, cpu_after),
+        lockout=lockout,
         results=results,
     )
 
@@ -632,6 +678,7 @@ def report(
     calls: dict[str, Counter[str]],
     batch: tuple[int, int, float | None],
     cpu: tuple[Sample, Sample, Sample],
+    lockout: tuple[int, int, int],
     results: Path | None,
 ) -> int:
     lines: list[str] = []
@@ -682,6 +729,13 @@ def report(
         f"logins: {users - failed_logins} of {users} succeeded in {login_seconds:.0f} s "
         f"(spawn rate {args.spawn_rate:g}/s; django-axes on, as configured for production)"
     )
+    limit, locked, other = lockout
+    lockout_ok = locked == 429 and other == 302
+    out(
+        f"django-axes still guards: after {limit} wrong passwords one soldier's right password "
+        f"gets {locked} (429 expected), another soldier from the same address then gets "
+        f"{other} (302 expected)"
+    )
     out(f"failed requests: {errors}")
     for message in outcome["errors"][:5]:
         out(f"  {message}")
@@ -690,7 +744,7 @@ def report(
     out(f"- web processes, while polling (both phases): {sum(web_window.values())}")
     for key, n in web_window.most_common():
         out(f"  - {n} x {key}")
-    out(f"- web processes, logging in: {sum(web_logins.values())}")
+    out(f"- web processes, logins and the lockout check: {sum(web_logins.values())}")
     for key, n in web_logins.most_common():
         out(f"  - {n} x {key}")
     in_window = sum(calls.get("worker|window", Counter()).values())
@@ -747,8 +801,9 @@ def report(
         and total == batch_size
         and failed == 0
         and seconds is not None
+        and lockout_ok
     )
-    print("OK" if ok else "FAILED: errors, failed logins, poll-made cloud calls or a bad batch")
+    print("OK" if ok else "FAILED: see the figures above (required: all 0 / as expected)")
     if results is not None:
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(
