@@ -1,0 +1,822 @@
+"""Load: 500 soldiers logged in and polling their VM card while a 100-VM batch runs.
+
+Run from the repository root::
+
+    .venv/bin/python bench/load_self_service.py          # 500 soldiers, 60 s + 60 s of polling
+    .venv/bin/python bench/load_self_service.py --ci     # CI: 200 soldiers, 50 VMs, 20 s + 20 s
+
+What runs, all on loopback: devcloud (short build delays), PostgreSQL (a fresh database made
+beside the one ``DATABASE_URL`` names, dropped at the end), gunicorn with 2 workers serving the
+portal (plus the bench's bare view), one real ``manage.py db_worker``, and locust
+(``load_locust.py``, headless, in its own process). Each simulated soldier has a Keystone
+account and a VM in devcloud; it logs in through ``/login/`` (Keystone checks the password) and
+opens ``/``. Once all are in, two phases of the same shape: every soldier asks for a bare Django
+view every 2 s (the baseline, ``--baseline-time``, default the same as ``--run-time``), then
+for its VM card every 2 s as the page does (``--run-time``); same soldiers, same pace, same
+gunicorn. When the card phase starts, the bench queues a 100-VM launch batch through the
+service the console's launch action calls, and the worker runs it meanwhile.
+
+Which process made each cloud call: the web processes and the worker each reach devcloud
+through their own recording loopback relay (their own clouds.yaml and token cache), and the
+request ids the relays saw are looked up in devcloud's request log. Required: no failed
+request, every login through, no cloud call by the web processes while polling and the whole
+batch launched; the exit status is 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/cs_load"
+RESULTS = BENCH_DIR / "results" / "load-self-service.md"
+BUILD_SECONDS = 0.5  # short on purpose: the batch must fit the window; the figures do not need it
+
+
+# --- a recording relay between one kind of portal process and devcloud ------------------------
+
+
+@dataclass
+class Relay:
+    """A loopback HTTP relay to devcloud that remembers the request id of every answer.
+
+    Devcloud writes its own address into token catalogs and links; the relay rewrites it to
+    its own, so a client that came in through the relay stays on it.
+    """
+
+    name: str
+    upstream_port: int
+    seen: list[tuple[float, str, str, int, str]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            upstream: http.client.HTTPConnection | None = None
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the record is kept in relay.seen
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("connection", "keep-alive", "host")
+                }
+                old = f"127.0.0.1:{relay.port}"
+                new = f"127.0.0.1:{relay.upstream_port}"
+                headers = {k: v.replace(old, new) for k, v in headers.items()}
+                for attempt in (1, 2):
+                    if self.upstream is None:
+                        self.upstream = http.client.HTTPConnection(
+                            "127.0.0.1", relay.upstream_port, timeout=120
+                        )
+                    try:
+                        self.upstream.request(self.command, self.path, body=body, headers=headers)
+                        answer = self.upstream.getresponse()
+                        payload = answer.read()
+                        break
+                    except (ConnectionError, http.client.HTTPException):
+                        # Devcloud closed a kept-alive connection: one retry on a new one.
+                        self.upstream.close()
+                        self.upstream = None
+                        if attempt == 2:
+                            raise
+                payload = payload.replace(new.encode(), old.encode())
+                self.send_response_only(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value.replace(new, old))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                request_id = answer.getheader("x-openstack-request-id") or ""
+                relay.seen.append(
+                    (time.time(), self.command, self.path.split("?")[0], answer.status, request_id)
+                )
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def clouds_yaml(self, original: Path, target: Path) -> Path:
+        """devcloud's clouds.yaml with the auth URL pointing at this relay."""
+        import yaml
+
+        config = yaml.safe_load(original.read_text())
+        auth = config["clouds"]["devcloud"]["auth"]
+        parts = urlsplit(auth["auth_url"])
+        auth["auth_url"] = urlunsplit(parts._replace(netloc=f"127.0.0.1:{self.port}"))
+        target.write_text(yaml.safe_dump(config))
+        target.chmod(0o600)
+        return target
+
+
+# --- a database of its own ---------------------------------------------------------------------
+
+
+def scratch_database(base_url: str) -> tuple[str, str]:
+    """Create a fresh database beside the one ``base_url`` names; (its URL, its name)."""
+    import psycopg
+
+    parts = urlsplit(base_url)
+    name = f"{parts.path.lstrip('/') or 'cs_load'}_run{os.getpid()}"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def drop_database(base_url: str, name: str) -> None:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    admin = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the fixture --------------------------------------------------------------------------------
+
+
+def _own_connection[**P, R](work: Callable[P, R]) -> Callable[P, R]:
+    """Run ``work`` in a pool thread and close that thread's database connection after it."""
+
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from django.db import connection
+
+        try:
+            return work(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return wrapper
+
+
+def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
+    """``count`` soldiers with a Keystone account, a project and a server; their credentials.
+
+    Their cards are held in "Building" (a launch operation waiting for ACTIVE, with no task
+    behind it) so the page keeps polling all through the window, as during a long build.
+    """
+    from django.contrib.auth import get_user_model
+
+    from portal import cloud, services
+    from portal.models import Instance, Operation, Project
+
+    client = cloud.get_client()
+    domain = services.onboarding.domain_id()
+    template = services.vm_template_from_cloud(name="load")
+
+    @_own_connection
+    def one(n: int) -> dict[str, str]:
+        user = get_user_model().objects.create_user(username=f"load{n:04d}")
+        soldier = services.soldier_create(
+            user=user, service_number=f"LOAD-{n:04d}", name=f"load {n}"
+        )
+        password = secrets.token_urlsafe(18)
+        account = client.create_user(
+            name=soldier.keystone_user_name,
+            domain_id=domain,
+            password=password,
+            description=services.onboarding.account_marker(soldier),
+        )
+        name = services.onboarding.project_name(soldier)
+        project_id = client.create_project(name=name, domain_id=domain).id
+        server_id = devcloud.faults.bulk_servers(
+            project_id=project_id,
+            count=1,
+            name_prefix=soldier.keystone_user_name,
+            user_id=account.id,
+        )[0]
+        soldier.keystone_user_id = account.id
+        soldier.state = soldier.State.ACTIVE
+        soldier.save(update_fields=["keystone_user_id", "state"])
+        project = Project.objects.create(
+            soldier=soldier, keystone_id=project_id, name=name, roles_granted=True
+        )
+        instance = Instance.objects.create(
+            project=project,
+            owner=soldier,
+            name=f"{soldier.keystone_user_name}-vm",
+            template=template,
+            image_name=template.image_name,
+            flavor_name=template.flavor_name,
+            server_id=server_id,
+            status="BUILD",
+            pending_action=Instance.Action.LAUNCH,
+        )
+        op = Operation.objects.create(
+            kind=Operation.Kind.LAUNCH,
+            soldier=soldier,
+            instance=instance,
+            state=Operation.State.RUNNING,
+            step="wait_active",
+            params={"action": "launch"},
+        )
+        Instance.objects.filter(pk=instance.pk).update(pending_operation=op)
+        return {"username": soldier.keystone_user_name, "password": password}
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def make_batch_soldiers(count: int) -> list[Any]:
+    """``count`` soldiers onboarded through the service (run here, in threads), without a VM."""
+    from django.contrib.auth import get_user_model
+
+    from portal import services
+
+    @_own_connection
+    def one(n: int) -> Any:
+        user = get_user_model().objects.create_user(username=f"batch{n:03d}")
+        soldier = services.soldier_create(
+            user=user, service_number=f"BATCH-{n:03d}", name=f"batch {n}"
+        )
+        op = services.soldier_onboard(soldier=soldier, run_now=True)
+        assert op.state == "succeeded", op.message_text
+        soldier.refresh_from_db()
+        return soldier
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    from portal_site import ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "codesquare/gunicorn.conf.py")],
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), str(ROOT)]),
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKERS": "2",
+            "ALLOWED_HOSTS": "localhost,127.0.0.1",
+            # gunicorn 27 opens a control socket at one path in $HOME by default: several
+            # gunicorns on one machine would fight over it, and this one needs none.
+            "GUNICORN_CMD_ARGS": "--log-level warning --no-control-socket",
+            "GUNICORN_ACCESSLOG": "/dev/null",
+            "LOG_LEVEL": "WARNING",
+        },
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/bench/bare", headers={"Host": "localhost"})
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not answer")
+
+
+def lockout_check(
+    port: int, victim: dict[str, str], bystander: dict[str, str]
+) -> tuple[int, int, int]:
+    """django-axes after the load: (failure limit, status of the locked soldier's right
+    password, status of another soldier's login from the same address).
+
+    500 good logins from one address must not trip it; this shows it is still on.
+    """
+    import http.cookiejar
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from django.conf import settings
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    def log_in(username: str, password: str) -> int:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+        url = f"http://127.0.0.1:{port}/login/"
+        with opener.open(url, timeout=60) as page:
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
+        assert token is not None
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": token[1]}
+        try:
+            with opener.open(url, urllib.parse.urlencode(form).encode(), timeout=60) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:  # 302 (not followed) and 429 land here
+            return int(exc.code)
+
+    limit = int(settings.AXES_FAILURE_LIMIT)
+    for _ in range(limit):
+        log_in(victim["username"], "not-" + victim["password"])
+    return (
+        limit,
+        log_in(victim["username"], victim["password"]),
+        log_in(bystander["username"], bystander["password"]),
+    )
+
+
+def wait_batch(batch_id: int, timeout: float) -> float | None:
+    """Seconds until the batch finished, counted from its creation; None if it did not."""
+    from portal.models import Batch
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = Batch.objects.get(pk=batch_id)
+        if batch.finished_at is not None:
+            return (batch.finished_at - batch.created_at).total_seconds()
+        time.sleep(0.5)
+    return None
+
+
+Sample = tuple[float, dict[str, dict[int, float]]]
+MACHINE = "machine, every process"
+
+
+def cpu_sample(groups: dict[str, list[int]], database: str) -> Sample:
+    """(wall clock, CPU seconds used so far by each process of each group, and the machine's).
+
+    Per process, so that a database backend that came or went between two samples counts only
+    for what it used in between (one that ended in between is not seen: a small undercount).
+    """
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
+        backends = [int(row[0]) for row in cursor.fetchall()]
+    used: dict[str, dict[int, float]] = {}
+    for name, pids in {**groups, "PostgreSQL (this database's backends)": backends}.items():
+        used[name] = {}
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            used[name][pid] = times.user + times.system
+    machine = psutil.cpu_times()
+    used[MACHINE] = {0: sum(machine) - machine.idle - getattr(machine, "iowait", 0)}
+    return time.monotonic(), used
+
+
+def cpu_used(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], name: str
+) -> float:
+    return sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items())
+
+
+def process_groups(
+    gunicorn: subprocess.Popen[bytes], worker: subprocess.Popen[bytes], load: Any, devcloud: Any
+) -> dict[str, list[int]]:
+    import psutil
+
+    return {
+        "gunicorn (2 workers)": [c.pid for c in psutil.Process(gunicorn.pid).children()],
+        "db_worker": [worker.pid],
+        "locust": [load.pid],
+        "devcloud": [devcloud.process.pid],
+    }
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
+    return sorted_values[index]
+
+
+UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+LOGIN_NAMES = ("login form", "login", "home")
+POLL_NAMES = ("card poll", "bare view")
+
+
+def summarize(
+    requests: list[list[Any]], names: tuple[str, ...], start: float, end: float
+) -> dict[str, dict[str, Any]]:
+    """Per request name, for requests started in [start, end): count, rate, percentiles."""
+    by_name: dict[str, list[list[Any]]] = {name: [] for name in names}
+    for row in requests:
+        name, began = row[0], row[1]
+        if name in by_name and began is not None and start <= began < end:
+            by_name.setdefault(name, []).append(row)
+    figures = {}
+    for name, rows in by_name.items():
+        if not rows:
+            continue
+        times = sorted(float(r[2]) for r in rows)
+        figures[name] = {
+            "requests": len(rows),
+            "rate": len(rows) / (end - start),
+            "errors": sum(1 for r in rows if r[3]),
+            "p50": percentile(times, 0.50),
+            "p95": percentile(times, 0.95),
+            "p99": percentile(times, 0.99),
+            "max": times[-1],
+            "mean": statistics.fmean(times),
+        }
+    return figures
+
+
+def attribute(
+    log: list[dict[str, Any]], relays: list[Relay], window: tuple[float, float]
+) -> dict[str, Counter[str]]:
+    """Count devcloud's log entries by the process kind whose relay saw their request id."""
+    owner = {rid: relay.name for relay in relays for (_, _, _, _, rid) in relay.seen if rid}
+    counts: dict[str, Counter[str]] = {}
+    for entry in log:
+        who = owner.get(entry["request_id"], "other (the bench itself)")
+        phase = "window" if window[0] <= entry["time"] < window[1] else "outside"
+        path = UUID.sub("{id}", entry["path"])
+        key = f"{entry['service']} {entry['method']} {path}"
+        counts.setdefault(f"{who}|{phase}", Counter())[key] += 1
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-time", default=None, help="polling window, locust style (60s)")
+    parser.add_argument(
+        "--baseline-time", default=None, help="bare-view phase before it (as --run-time)"
+    )
+    parser.add_argument("--users", type=int, default=None, help="simulated soldiers (500)")
+    parser.add_argument("--batch", type=int, default=None, help="VMs in the batch (100)")
+    parser.add_argument("--spawn-rate", type=float, default=50, help="logins started per second")
+    parser.add_argument(
+        "--ci", action="store_true", help="CI: 200 soldiers, 50 VMs, 20s, no results file"
+    )
+    parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
+    args = parser.parse_args()
+    from locust.util.timespan import parse_timespan
+
+    run_time = args.run_time or ("20s" if args.ci else "60s")
+    poll_seconds = parse_timespan(run_time)
+    baseline_seconds = parse_timespan(args.baseline_time or run_time)
+    # CI's run is smaller to keep .ci/run inside its hour; it checks the same things.
+    users = args.users or (200 if args.ci else 500)
+    batch_size = args.batch or (50 if args.ci else 100)
+    results = args.results or (None if args.ci else RESULTS)
+    base_database = os.environ.get("DATABASE_URL", DEFAULT_DATABASE)
+    if not base_database.startswith("postgres"):
+        raise SystemExit("the load bench runs on PostgreSQL: DATABASE_URL=postgres://...")
+    database_url, database_name = scratch_database(base_database)
+    os.environ["DATABASE_URL"] = database_url
+    began = time.monotonic()
+
+    from portal_site import ROOT, setup, start_workers, stop
+
+    # Persistent connections as .env.example recommends; the worker follows operations quickly.
+    devcloud, env = setup(
+        build_seconds=BUILD_SECONDS,
+        CONN_MAX_AGE="60",
+        OPERATION_POLL_SECONDS="1",
+        LOG_LEVEL="WARNING",
+    )
+    work = Path(env["VAR_DIR"])
+    from django.core.management import call_command
+
+    # DEBUG is off, as in production: pages name their assets through the manifest.
+    call_command("collectstatic", interactive=False, verbosity=0)
+    devcloud_port = int(urlsplit(devcloud.url).port or 0)
+    relays = [Relay("web", devcloud_port), Relay("worker", devcloud_port)]
+    processes: list[subprocess.Popen[bytes]] = []
+    locust_out = work / "locust.json"
+    ready_file = work / "locust.ready"
+    card_file = work / "locust.card"
+    batch_seconds: float | None = None
+    batch_total = batch_failed = 0
+    launched = None
+    try:
+        for relay in relays:
+            relay.start()
+        print(f"setup: migrated and collected in {time.monotonic() - began:.0f} s")
+        credentials = make_pollers(users, devcloud)
+        print(f"setup: {users} soldiers with accounts and VMs at {time.monotonic() - began:.0f} s")
+        batch_soldiers = make_batch_soldiers(batch_size)
+        print(f"setup: {batch_size} soldiers onboarded at {time.monotonic() - began:.0f} s")
+        secrets_file = work / "credentials.json"
+        secrets_file.touch(mode=0o600)
+        secrets_file.write_text(json.dumps(credentials))
+        victim, bystander = credentials[0], credentials[1]
+        del credentials
+        from django.db import connections
+
+        connections.close_all()  # the forked-off processes get their own
+
+        def kind_env(relay: Relay) -> dict[str, str]:
+            return {
+                **env,
+                # Each kind has its own token cache: a catalog fetched through one relay must
+                # not send the other kind's calls through it.
+                "CACHE_URL": f"filecache://{work / ('cache-' + relay.name)}",
+                "OS_CLIENT_CONFIG_FILE": str(
+                    relay.clouds_yaml(devcloud.clouds_yaml, work / f"clouds-{relay.name}.yaml")
+                ),
+            }
+
+        port = free_port()
+        processes.append(start_gunicorn(kind_env(relays[0]), port))
+        processes.extend(start_workers(1, kind_env(relays[1])))
+        print(f"setup done in {time.monotonic() - began:.0f} s; gunicorn on port {port}")
+        devcloud.faults.clear_requests()
+        for relay in relays:
+            relay.seen.clear()
+
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                str(BENCH_DIR / "load_locust.py"),
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--credentials",
+                str(secrets_file),
+                "--spawn-rate",
+                str(args.spawn_rate),
+                "--poll-seconds",
+                str(poll_seconds),
+                "--baseline-seconds",
+                str(baseline_seconds),
+                "--ready-file",
+                str(ready_file),
+                "--card-file",
+                str(card_file),
+                "--out",
+                str(locust_out),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(BENCH_DIR)},
+        )
+        processes.append(load)
+        from portal import services
+        from portal.models import VmTemplate
+
+        template = VmTemplate.objects.get(name="load")
+        groups = process_groups(processes[0], processes[1], load, devcloud)
+        while not ready_file.exists() and load.poll() is None:
+            time.sleep(0.05)
+        cpu_ready = cpu_sample(groups, database_name)
+        while not card_file.exists() and load.poll() is None:
+            time.sleep(0.05)
+        cpu_before = cpu_sample(groups, database_name)
+        if card_file.exists():
+            # What the console's "launch VMs" action calls once the operator confirms.
+            launched = services.batch_launch_many(soldiers=batch_soldiers, template=template)
+            assert launched.batch is not None
+            assert not launched.refusals, launched.refusals
+            batch_total = launched.batch.total
+        # Sampled while locust still runs, at the window's end (as the driver sees it).
+        time.sleep(max(0.0, cpu_before[0] + poll_seconds - time.monotonic()))
+        cpu_after = cpu_sample(groups, database_name)
+        load.wait(timeout=poll_seconds + 180)
+        lockout = lockout_check(port, victim, bystander)
+        if launched is not None and launched.batch is not None:
+            batch_seconds = wait_batch(launched.batch.pk, timeout=180)
+            batch_failed = launched.batch.operations.filter(state="failed").count()
+        log = devcloud.faults.requests()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        stop([p for p in processes if p.poll() is None])
+        for relay in relays:
+            relay.stop()
+        devcloud.stop()
+        drop_database(base_database, database_name)
+
+    outcome = json.loads(locust_out.read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    window = (outcome["ready_at"], outcome["end_at"])
+    logins = summarize(outcome["requests"], LOGIN_NAMES, outcome["started_at"], window[0])
+    polls = {
+        **summarize(outcome["requests"], ("bare view",), window[0], outcome["card_at"]),
+        **summarize(outcome["requests"], ("card poll",), outcome["card_at"], window[1]),
+    }
+    calls = attribute(log, relays, window)
+    return report(
+        args=args,
+        users=users,
+        batch_size=batch_size,
+        run_time=run_time,
+        outcome=outcome,
+        logins=logins,
+        polls=polls,
+        calls=calls,
+        batch=(batch_total, batch_failed, batch_seconds),
+        cpu=(cpu_ready, cpu_before, cpu_after),
+        lockout=lockout,
+        results=results,
+    )
+
+
+def _sum(counter: Counter[str] | None, prefix: str = "") -> int:
+    return sum(v for k, v in (counter or Counter()).items() if k.startswith(prefix))
+
+
+def report(
+    *,
+    args: argparse.Namespace,
+    users: int,
+    batch_size: int,
+    run_time: str,
+    outcome: dict[str, Any],
+    logins: dict[str, dict[str, Any]],
+    polls: dict[str, dict[str, Any]],
+    calls: dict[str, Counter[str]],
+    batch: tuple[int, int, float | None],
+    cpu: tuple[Sample, Sample, Sample],
+    lockout: tuple[int, int, int],
+    results: Path | None,
+) -> int:
+    lines: list[str] = []
+    out = lines.append
+    card, bare = polls.get("card poll", {}), polls.get("bare view", {})
+    errors = sum(f["errors"] for f in polls.values()) + sum(f["errors"] for f in logins.values())
+    failed_logins = users - int(outcome["logins_ok"])
+    web_window = calls.get("web|window", Counter())
+    web_logins = calls.get("web|outside", Counter())
+    worker: Counter[str] = Counter()
+    for key in ("worker|window", "worker|outside"):
+        worker.update(calls.get(key, Counter()))
+    other_window = calls.get("other (the bench itself)|window", Counter())
+    total, failed, seconds = batch
+    out(
+        f"{users} soldiers, gunicorn 2 workers x {os.environ.get('GUNICORN_THREADS', '4')} "
+        f"threads on PostgreSQL, 1 db_worker, devcloud build {BUILD_SECONDS} s, "
+        f"bare-view phase {outcome['card_at'] - outcome['ready_at']:.0f} s then card phase "
+        f"{outcome['end_at'] - outcome['card_at']:.0f} s (--run-time {run_time}), "
+        f"{os.cpu_count()} CPUs "
+        f"(load average at the end {os.getloadavg()[0]:.1f})"
+    )
+    out("")
+    out("| requests | count | req/s | errors | p50 ms | p95 ms | p99 ms | max ms |")
+    out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [(name, "logging in", f) for name, f in logins.items()]
+    rows += [(name, "every 2 s per soldier", f) for name, f in polls.items()]
+    for name, phase, figures in rows:
+        out(
+            f"| {name} ({phase}) | {figures['requests']} | {figures['rate']:.1f} | "
+            f"{figures['errors']} | {figures['p50']:.0f} | {figures['p95']:.0f} | "
+            f"{figures['p99']:.0f} | {figures['max']:.0f} |"
+        )
+    out("")
+    out(
+        f"asked for: {users / 2:.0f} requests/s in each phase ({users} soldiers, one request "
+        f"every 2 s each); a slower answer delays that soldier's next poll, so the rates above "
+        f"are what the server kept up with"
+    )
+    if card and bare:
+        out(
+            f"card poll / bare view (same soldiers, pace and gunicorn, one phase after the other): "
+            f"p99 {card['p99'] / bare['p99']:.2f}x ({card['p99']:.0f} ms / {bare['p99']:.0f} ms), "
+            f"p50 {card['p50'] / bare['p50']:.2f}x"
+        )
+    login_seconds = outcome["ready_at"] - outcome["started_at"]
+    out(
+        f"logins: {users - failed_logins} of {users} succeeded in {login_seconds:.0f} s "
+        f"(spawn rate {args.spawn_rate:g}/s; django-axes on, as configured for production)"
+    )
+    limit, locked, other = lockout
+    lockout_ok = locked == 429 and other == 302
+    out(
+        f"django-axes still guards: after {limit} wrong passwords one soldier's right password "
+        f"gets {locked} (429 expected), another soldier from the same address then gets "
+        f"{other} (302 expected)"
+    )
+    out(f"failed requests: {errors}")
+    for message in outcome["errors"][:5]:
+        out(f"  {message}")
+    out("")
+    out("OpenStack calls (devcloud's request log, attributed through each process kind's relay):")
+    out(f"- web processes, while polling (both phases): {sum(web_window.values())}")
+    for key, n in web_window.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- web processes, logins and the lockout check: {sum(web_logins.values())}")
+    for key, n in web_logins.most_common():
+        out(f"  - {n} x {key}")
+    in_window = sum(calls.get("worker|window", Counter()).values())
+    out(f"- worker (the batch): {sum(worker.values())}, {in_window} of them while polling")
+    for key, n in worker.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- anything else while polling: {sum(other_window.values())}")
+    finished = f"finished in {seconds:.0f} s" if seconds is not None else "NOT finished"
+    out(f"batch: {total} VMs launched by the worker, {failed} failed, {finished}")
+    (t0, ready), (t1, card_start), (t2, end) = cpu
+    phases = ((t1 - t0, ready, card_start), (t2 - t1, card_start, end))
+    out("")
+    out(
+        f"CPU used, as % of one CPU ({os.cpu_count()} CPUs = {(os.cpu_count() or 1) * 100} %), "
+        f"in the bare-view phase ({t1 - t0:.0f} s) and the card phase ({t2 - t1:.0f} s):"
+    )
+    out("")
+    out("| processes | bare-view phase | card phase |")
+    out("|---|---:|---:|")
+    mine = [0.0, 0.0]
+    for name in ready:
+        cells = []
+        for index, (span, before, after) in enumerate(phases):
+            used = cpu_used(before, after, name)
+            if name != MACHINE:
+                mine[index] += used
+            cells.append(f"{used / span * 100:.0f} %")
+        out(f"| {name} | {' | '.join(cells)} |")
+    others = [
+        (cpu_used(before, after, MACHINE) - mine[i]) / span
+        for i, (span, before, after) in enumerate(phases)
+    ]
+    shares = " | ".join(f"{share * 100:.0f} %" for share in others)
+    out(f"| everything else (other people's work) | {shares} |")
+    web = "gunicorn (2 workers)"
+    per_request = []
+    for (_, before, after), figures in zip(phases, (bare, card), strict=True):
+        if figures:
+            per_request.append(cpu_used(before, after, web) / figures["requests"] * 1000)
+    if len(per_request) == 2 and per_request[0] > 0:
+        out("")
+        out(
+            f"web CPU per request: bare view {per_request[0]:.1f} ms, card poll "
+            f"{per_request[1]:.1f} ms ({per_request[1] / per_request[0]:.1f}x); at that cost, "
+            f"{users} soldiers polling every 2 s need {users / 2 * per_request[1] / 1000:.2f} "
+            f"CPUs for gunicorn alone"
+        )
+    text = "\n".join(lines)
+    print(text)
+    ok = (
+        errors == 0
+        and failed_logins == 0
+        and not web_window
+        and total == batch_size
+        and failed == 0
+        and seconds is not None
+        and lockout_ok
+    )
+    print("OK" if ok else "FAILED: see the figures above (required: all 0 / as expected)")
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(
+            "# Load: soldiers polling their VM card while a batch runs\n\n"
+            "Written by `bench/load_self_service.py` (see its docstring for the set-up), run as "
+            f"`{' '.join(['.venv/bin/python', 'bench/load_self_service.py', *sys.argv[1:]])}` "
+            f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The CPU table shows how "
+            "much of the machine the bench had: the rest went to other work on it.\n\n"
+            + text
+            + "\n"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
