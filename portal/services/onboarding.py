@@ -131,7 +131,7 @@ def soldier_onboard(
         name = project_name(soldier)
         # A legacy name too long for the mirror is refused by the first step, with its reason;
         # PostgreSQL would refuse the row here with a bare DataError.
-        if len(name) <= Project._meta.get_field("name").max_length:
+        if len(name) <= (Project._meta.get_field("name").max_length or len(name)):
             Project.objects.get_or_create(soldier=soldier, defaults={"name": name})
         op = create_operation(
             kind=Operation.Kind.ONBOARD,
