@@ -102,6 +102,8 @@ class Row:
         self.soldiers: list[Soldier] = []
         self.template: VmTemplate | None = None
         self.batches: list[Batch] = []
+        # Every failure seen at the end of a batch (a retried one stays counted), by operation.
+        self._failures: dict[int, tuple[str, str]] = {}
         self._started = time.monotonic()
 
     # --- before the fault ------------------------------------------------------------------
@@ -180,9 +182,16 @@ class Row:
         self.outcome.phases["delete"] = phase
         return phase
 
+    def rewait(self, batch: Batch, phase_name: str, timeout: float = 300) -> Phase:
+        """Follow a batch again (after its failed rows were retried)."""
+        phase = self._wait(batch, (), timeout)
+        self.outcome.phases[phase_name] = phase
+        return phase
+
     def _wait(self, batch: Batch, during: Sequence[Hook], timeout: float) -> Phase:
         started = time.monotonic()
-        self.batches.append(batch)
+        if batch not in self.batches:
+            self.batches.append(batch)
         while True:
             batch.refresh_from_db()
             for hook in during:
@@ -198,6 +207,13 @@ class Row:
             lost=states[Operation.State.QUEUED] + states[Operation.State.RUNNING],
             seconds=time.monotonic() - started,
         )
+        for op in batch.operations.filter(state=Operation.State.FAILED):
+            text = op.message_text
+            problem = _unactionable(op, text)
+            self._failures[op.pk] = (
+                _elide(text),
+                f"operation {op.pk} ({op.kind}): {problem}" if problem else "",
+            )
         if not phase.lost:
             # The batch's own counters are bumped once per ending: a double count is a bug.
             assert (batch.succeeded, batch.failed) == (phase.succeeded, phase.failed), (
@@ -243,13 +259,8 @@ class Row:
             if (f.description or "").startswith(services.FIP_DESCRIPTION_PREFIX)
             and f.id not in attached
         ]
-        failures: Counter[str] = Counter()
-        for op in Operation.objects.filter(batch__in=self.batches, state=Operation.State.FAILED):
-            text = op.message_text
-            failures[_elide(text)] += 1
-            problem = _unactionable(op, text)
-            if problem:
-                outcome.unactionable.append(f"operation {op.pk} ({op.kind}): {problem}")
+        failures = Counter(text for text, _ in self._failures.values())
+        outcome.unactionable = [problem for _, problem in self._failures.values() if problem]
         outcome.failures = dict(failures.most_common())
         outcome.seconds = time.monotonic() - self._started
         # Sanity of the mirror itself: one live mirror per server id (unique in the schema).

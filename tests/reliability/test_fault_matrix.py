@@ -12,15 +12,27 @@ floating IP, no server created twice. Each row prints the table and rewrites its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from portal import cloud, services
+from portal.models import Instance
 from tests.reliability.deployment import Deployment
-from tests.reliability.matrix import Outcome, Row, record
+from tests.reliability.matrix import (
+    Outcome,
+    Row,
+    ended_share,
+    once_when,
+    record,
+    wait_for_running_task,
+)
 
 pytestmark = [pytest.mark.cloud, pytest.mark.django_db(transaction=True)]
 
 VMS = 100
 WORKERS = 3
+LATENCY_WORKERS = 24
 
 
 def start(deployment: Deployment, name: str, workers: int = WORKERS) -> Row:
@@ -66,3 +78,115 @@ def test_twenty_percent_5xx_on_nova_and_neutron(deployment: Deployment) -> None:
     outcome = finish(row, deployment)
     assert sum(p.total for p in outcome.phases.values()) == 2 * VMS
     assert row.retries() > 0, "the fault never made a step retry"
+
+
+def test_two_seconds_latency_on_every_call(deployment: Deployment) -> None:
+    # Waiting on a slow cloud is all a worker does here, so the row runs with many of them
+    # (the workers are single-threaded: one call in flight each).
+    row = start(deployment, "2 s latency on every call", workers=LATENCY_WORKERS)
+    deployment.devcloud.faults.add(path=".*", status=None, latency=2.0)
+    row.launch(timeout=900)
+    row.delete(timeout=900)
+    finish(row, deployment, notes=f"{LATENCY_WORKERS} db_worker processes")
+
+
+def test_token_revoked_mid_batch(deployment: Deployment) -> None:
+    row = start(deployment, "portal's token revoked mid-launch and mid-delete")
+    revoke = deployment.devcloud.faults.revoke_tokens
+    row.launch(during=[once_when(ended_share(0.3), revoke)])
+    row.delete(during=[once_when(ended_share(0.3), revoke)])
+    finish(row, deployment)
+    unauthorized = [r for r in deployment.devcloud.faults.requests() if r["status"] == 401]
+    assert unauthorized, "no call met the revoked token"
+
+
+def test_409_on_server_actions(deployment: Deployment) -> None:
+    row = start(deployment, "409 on a fifth of server actions and deletes")
+    faults = deployment.devcloud.faults
+    row.launch()
+    busy = "Cannot '%s' instance while it is in task_state powering-off"
+    faults.add(
+        method="POST",
+        path=r"^/compute/v2.1/servers/[^/]+/action$",
+        status=409,
+        fraction=0.2,
+        message=busy % "stop",
+    )
+    faults.add(
+        method="DELETE",
+        path=r"^/compute/v2.1/servers/[^/]+$",
+        status=409,
+        fraction=0.2,
+        message=busy % "delete",
+    )
+    stop = row.power(Instance.Action.STOP)
+    row.delete()
+    outcome = finish(row, deployment)
+    assert stop.total == VMS
+    assert outcome.failures, "a fifth of the actions answered 409, yet nothing failed"
+
+
+def test_project_quota_exceeded_for_some_soldiers(deployment: Deployment) -> None:
+    row = start(deployment, "instance quota 0 for 10 soldiers")
+    client = cloud.get_client()
+    for soldier in row.soldiers[:10]:
+        client.transport.request(
+            "compute",
+            "PUT",
+            f"/os-quota-sets/{soldier.project.keystone_id}",
+            json={"quota_set": {"instances": 0}},
+        )
+    launch = row.launch()
+    row.delete()
+    outcome = finish(row, deployment)
+    assert (launch.succeeded, launch.failed) == (VMS - 10, 10)
+    assert all("quota" in message for message in outcome.failures), outcome.failures
+
+
+def test_floating_ip_pool_exhausted_mid_batch(deployment: Deployment) -> None:
+    row = start(deployment, "floating-IP pool exhausted after 60 VMs")
+    client = cloud.get_client()
+    public = next(n for n in client.list_networks(name="public"))
+    free = client.get_network_ip_availability(public.id).free_ips
+    assert free > 60
+    # Someone else (the admin project, without a quota) takes the pool's addresses until 60
+    # are left.
+    admin_project = client.list_projects(name="admin")[0].id
+    client.transport.request(
+        "network", "PUT", f"/quotas/{admin_project}", json={"quota": {"floatingip": -1}}
+    )
+    taken = [client.create_floating_ip(floating_network_id=public.id) for _ in range(free - 60)]
+    launch = row.launch()
+    assert (launch.succeeded, launch.failed) == (60, VMS - 60)
+    # Addresses are given back and staff retry the failed rows from the batch page.
+    for fip in taken:
+        client.delete_floating_ip(fip.id)
+    launch_batch = row.batches[-1]
+    assert services.batch_retry_failed(batch=launch_batch, requested_by=row.staff) == VMS - 60
+    retried = row.rewait(launch_batch, "retry")
+    assert (retried.succeeded, retried.failed) == (VMS, 0)
+    row.delete()
+    finish(row, deployment, notes="the failed 40 retried after the pool was refilled")
+
+
+def test_db_worker_sigkilled_mid_launch_and_mid_delete(deployment: Deployment) -> None:
+    row = start(deployment, "a db_worker SIGKILLed mid-launch and mid-delete")
+
+    def crash(victim: str, replacement: str) -> Callable[[], None]:
+        def act() -> None:
+            wait_for_running_task(victim)
+            deployment.kill(victim)
+            deployment.start_worker(replacement)
+
+        return act
+
+    row.launch(during=[once_when(ended_share(0.2), crash("worker-1", "worker-4"))])
+    row.delete(during=[once_when(ended_share(0.2), crash("worker-2", "worker-5"))])
+    finish(row, deployment, notes="the scheduler resumed what the killed workers held")
+
+
+def test_devcloud_restarted_mid_batch(deployment: Deployment) -> None:
+    row = start(deployment, "devcloud restarted mid-launch and mid-delete")
+    row.launch(during=[once_when(ended_share(0.3), deployment.restart_devcloud)])
+    row.delete(during=[once_when(ended_share(0.3), deployment.restart_devcloud)])
+    finish(row, deployment)
