@@ -7,6 +7,7 @@ against the same database the workers run from.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,12 +65,20 @@ class Deployment:
         *,
         build_seconds: float = BUILD_SECONDS,
         env: dict[str, str] | None = None,
+        devcloud_state: Path | None = None,
+        devcloud_args: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.log_dir = root / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.build_seconds = build_seconds
         self.devcloud_dir = root / "devcloud"
+        self.devcloud_args = devcloud_args
+        if devcloud_state is not None:
+            # A copy of a cloud prepared earlier (its own log left behind).
+            shutil.copytree(
+                devcloud_state, self.devcloud_dir, ignore=shutil.ignore_patterns("*.log")
+            )
         self.devcloud = self._start_devcloud(port=None)
         self.port = int(urlsplit(self.devcloud.url).port or 0)
         self.env = clean_env(
@@ -105,7 +114,8 @@ class Deployment:
             self.devcloud_dir,
             port=port,
             build_seconds=self.build_seconds,
-            extra_args=["--verbose"],  # every request logged at DEBUG, for the secret scan
+            # Every request logged at DEBUG, for the secret scan.
+            extra_args=["--verbose", *self.devcloud_args],
         )
 
     def restart_devcloud(self) -> None:

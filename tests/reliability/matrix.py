@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db.models import Count, Sum
 
 from portal import cloud, services
@@ -89,55 +90,70 @@ def ended_share(share: float) -> Callable[[Batch], bool]:
     return condition
 
 
+@dataclass(frozen=True)
+class Cohort:
+    """Soldiers onboarded once per session: devcloud's state and the portal's rows, to restore.
+
+    Onboarding a hundred soldiers (a project, a network and a router each) costs more than a
+    row's batches; every row starts from a copy of the same onboarded cloud instead.
+    """
+
+    vms: int
+    devcloud_state: Path
+    dump: Path
+
+
+def onboard_cohort(deployment: Deployment, *, vms: int, dump: Path) -> Cohort:
+    """Register and onboard ``vms`` soldiers (by the deployment's workers, without faults)."""
+    staff = get_user_model().objects.create_user(
+        username="matrix-staff", is_staff=True, is_superuser=True
+    )
+    soldiers = [
+        services.soldier_register(
+            service_number=f"SN-{n:04d}", name=f"Soldier {n}", keystone_user_name=f"sol{n:04d}"
+        )
+        for n in range(1, vms + 1)
+    ]
+    services.vm_template_from_cloud(name="standard")
+    result = services.batch_apply(
+        kind=Operation.Kind.ONBOARD,
+        targets=soldiers,
+        start=lambda s, batch: services.soldier_onboard(soldier=s, requested_by=staff, batch=batch),
+        requested_by=staff,
+    )
+    assert not result.refusals, result.refusals
+    assert result.batch is not None
+    batch_pk = result.batch.pk
+    batch = wait_until(
+        lambda: Batch.objects.filter(pk=batch_pk, finished_at__isnull=False).first(),
+        timeout=600,
+        interval=0.5,
+        what="the cohort's onboarding",
+    )
+    assert batch.succeeded == vms, f"onboarding without faults: {batch.succeeded}/{vms}"
+    call_command("dumpdata", "auth.user", "portal", output=str(dump), verbosity=0)
+    return Cohort(vms=vms, devcloud_state=deployment.devcloud_dir, dump=dump)
+
+
 class Row:
     """The soldiers, their template and the batches of one row, against one deployment."""
 
-    def __init__(self, deployment: Deployment, *, name: str, vms: int = 100) -> None:
+    def __init__(self, deployment: Deployment, cohort: Cohort, *, name: str) -> None:
+        call_command("loaddata", str(cohort.dump), verbosity=0)
         self.deployment = deployment
-        self.outcome = Outcome(row=name, vms=vms)
-        self.vms = vms
-        self.staff = get_user_model().objects.create_user(
-            username="matrix-staff", is_staff=True, is_superuser=True
-        )
-        self.soldiers: list[Soldier] = []
-        self.template: VmTemplate | None = None
+        self.outcome = Outcome(row=name, vms=cohort.vms)
+        self.vms = cohort.vms
+        self.staff = get_user_model().objects.get(username="matrix-staff")
+        self.soldiers = list(Soldier.objects.select_related("project").order_by("pk"))
+        self.template = VmTemplate.objects.get(name="standard")
         self.batches: list[Batch] = []
         # Every failure seen at the end of a batch (a retried one stays counted), by operation.
         self._failures: dict[int, tuple[str, str]] = {}
         self._started = time.monotonic()
 
-    # --- before the fault ------------------------------------------------------------------
-
-    def prepare(self) -> None:
-        """Soldiers onboarded (by the workers, without faults) and a template from the cloud."""
-        for n in range(1, self.vms + 1):
-            self.soldiers.append(
-                services.soldier_register(
-                    service_number=f"SN-{n:04d}",
-                    name=f"Soldier {n}",
-                    keystone_user_name=f"sol{n:04d}",
-                )
-            )
-        self.template = services.vm_template_from_cloud(name="standard")
-        result = services.batch_apply(
-            kind=Operation.Kind.ONBOARD,
-            targets=self.soldiers,
-            start=lambda s, batch: services.soldier_onboard(
-                soldier=s, requested_by=self.staff, batch=batch
-            ),
-            requested_by=self.staff,
-        )
-        assert not result.refusals, result.refusals
-        assert result.batch is not None
-        phase = self._wait(result.batch, (), timeout=300)
-        assert phase.succeeded == self.vms, f"onboarding without faults: {phase}"
-        self.soldiers = list(Soldier.objects.select_related("project").order_by("pk"))
-        self._started = time.monotonic()
-
     # --- the batches, as the console starts them -------------------------------------------
 
     def launch(self, during: Sequence[Hook] = (), timeout: float = 300) -> Phase:
-        assert self.template is not None
         result = services.batch_launch_many(
             soldiers=self.soldiers, template=self.template, requested_by=self.staff
         )
