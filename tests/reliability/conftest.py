@@ -18,9 +18,14 @@ from django.utils import translation
 
 from portal import cloud
 from tests.reliability.deployment import Deployment
-from tests.reliability.matrix import Cohort, onboard_cohort
+from tests.reliability.matrix import Cohort, LeakScan, onboard_cohort
 
 MATRIX_VMS = 100
+
+
+@pytest.fixture(scope="session")
+def leak_scans() -> list[LeakScan]:
+    return []
 
 
 @pytest.fixture(autouse=True)

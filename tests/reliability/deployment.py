@@ -106,6 +106,7 @@ class Deployment:
         (root / "var").mkdir(exist_ok=True)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._log_files: list[Any] = []
+        self._static_collected = False
 
     # --- devcloud ------------------------------------------------------------------------------
 
@@ -125,12 +126,12 @@ class Deployment:
 
     # --- portal processes ----------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("ab")
         self._log_files.append(log)
         process = subprocess.Popen(
             [sys.executable, *argv],
-            env=self.env,
+            env={**self.env, **env},
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -163,21 +164,25 @@ class Deployment:
         self._spawn("scheduler", [str(ROOT / "manage.py"), "cloud_schedule", "--interval", "1"])
 
     def start_web(self, name: str) -> str:
-        """A gunicorn instance on a free port; returns its base URL once it answers."""
+        """A gunicorn instance (the project's config, 2 workers) on a free port; its URL."""
+        if not self._static_collected:
+            result = subprocess.run(
+                [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v0"],
+                env=self.env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+            self._static_collected = True
         port = free_port()
         self._spawn(
             name,
-            [
-                "-m",
-                "gunicorn",
-                "codesquare.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--log-level",
-                "debug",
-            ],
+            ["-m", "gunicorn", "-c", str(ROOT / "codesquare" / "gunicorn.conf.py")],
+            GUNICORN_BIND=f"127.0.0.1:{port}",
+            GUNICORN_WORKERS="2",
         )
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(f"{url}/healthz"), timeout=60, what=f"{name} to answer")

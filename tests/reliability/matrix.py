@@ -20,6 +20,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count, Sum
 
 from portal import cloud, services
@@ -61,6 +62,7 @@ class Outcome:
     secret_hits: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: str = ""
+    database: str = ""
 
     @property
     def lost(self) -> int:
@@ -88,6 +90,16 @@ def ended_share(share: float) -> Callable[[Batch], bool]:
         return batch.total > 0 and ended >= share * batch.total
 
     return condition
+
+
+@dataclass(frozen=True)
+class LeakScan:
+    """One row's secret scan: what its cloud saw, the logs searched, the hits."""
+
+    row: str
+    secrets: set[str]
+    files: list[Path]
+    hits: list[str]
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,7 @@ class Row:
         self.batches: list[Batch] = []
         # Every failure seen at the end of a batch (a retried one stays counted), by operation.
         self._failures: dict[int, tuple[str, str]] = {}
+        self.leak_scans: list[LeakScan] = []
         self._started = time.monotonic()
 
     # --- the batches, as the console starts them -------------------------------------------
@@ -198,9 +211,11 @@ class Row:
         self.outcome.phases["delete"] = phase
         return phase
 
-    def rewait(self, batch: Batch, phase_name: str, timeout: float = 300) -> Phase:
-        """Follow a batch again (after its failed rows were retried)."""
-        phase = self._wait(batch, (), timeout)
+    def rewait(
+        self, batch: Batch, phase_name: str, during: Sequence[Hook] = (), timeout: float = 300
+    ) -> Phase:
+        """Follow a batch (started elsewhere, or again after its failed rows were retried)."""
+        phase = self._wait(batch, during, timeout)
         self.outcome.phases[phase_name] = phase
         return phase
 
@@ -279,6 +294,7 @@ class Row:
         outcome.unactionable = [problem for _, problem in self._failures.values() if problem]
         outcome.failures = dict(failures.most_common())
         outcome.seconds = time.monotonic() - self._started
+        outcome.database = connection.vendor
         # Sanity of the mirror itself: one live mirror per server id (unique in the schema).
         assert (
             not live.values("server_id")
@@ -351,7 +367,8 @@ def record(outcome: Outcome, *, results: Path = RESULTS) -> str:
     details = []
     for o in outcomes:
         extra = ", ".join(f"{name} {p.cell()} in {p.seconds:.0f} s" for name, p in o.phases.items())
-        details.append(f"\n**{o.row}** ({extra}){': ' + o.notes if o.notes else ''}")
+        notes = "; ".join(filter(None, [o.database, o.notes]))
+        details.append(f"\n**{o.row}** ({extra}): {notes}")
         for message, count in o.failures.items():
             details.append(f"- {count} × {message}")
     text = "\n".join(lines) + "\n" + "\n".join(details) + "\n"

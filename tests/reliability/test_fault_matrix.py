@@ -22,6 +22,7 @@ from portal.models import Instance
 from tests.reliability.deployment import Deployment
 from tests.reliability.matrix import (
     Cohort,
+    LeakScan,
     Outcome,
     Row,
     ended_share,
@@ -29,6 +30,7 @@ from tests.reliability.matrix import (
     record,
     wait_for_running_task,
 )
+from tests.secret_scan import cloud_secrets, scan
 
 pytestmark = [pytest.mark.cloud, pytest.mark.django_db(transaction=True)]
 
@@ -38,9 +40,10 @@ LATENCY_WORKERS = 24
 
 
 @pytest.fixture
-def start(deployment: Deployment, cohort: Cohort) -> Callable[..., Row]:
+def start(deployment: Deployment, cohort: Cohort, leak_scans: list[LeakScan]) -> Callable[..., Row]:
     def start(name: str, workers: int = WORKERS) -> Row:
         row = Row(deployment, cohort, name=name)
+        row.leak_scans = leak_scans
         deployment.start_workers(workers)
         deployment.start_scheduler()
         return row
@@ -53,6 +56,11 @@ def finish(row: Row, deployment: Deployment, notes: str = "") -> Outcome:
     hits = sum(int(f["hits"]) for f in faults.list_faults())
     faults.reset()
     outcome = row.audit()
+    # Every credential this cloud saw, looked for in every log (DEBUG) and the whole database.
+    secrets = cloud_secrets(deployment.devcloud)
+    files = deployment.log_files()
+    outcome.secret_hits = scan(secrets, files=files, database=True)
+    row.leak_scans.append(LeakScan(outcome.row, secrets, files, outcome.secret_hits))
     retries = row.retries()
     outcome.notes = "; ".join(
         filter(
@@ -70,6 +78,7 @@ def finish(row: Row, deployment: Deployment, notes: str = "") -> Outcome:
     assert not outcome.orphan_floating_ips, outcome.orphan_floating_ips
     assert not outcome.duplicate_servers, outcome.duplicate_servers
     assert not outcome.unactionable, outcome.unactionable
+    assert not outcome.secret_hits, outcome.secret_hits
     return outcome
 
 
@@ -213,3 +222,19 @@ def test_devcloud_restarted_mid_batch(deployment: Deployment, start: Callable[..
     row.launch(during=[once_when(ended_share(0.3), deployment.restart_devcloud)])
     row.delete(during=[once_when(ended_share(0.3), deployment.restart_devcloud)])
     finish(row, deployment)
+
+
+def test_no_credential_in_any_log_of_the_matrix(leak_scans: list[LeakScan]) -> None:
+    """After the rows: every row's logs against every credential any row's cloud saw.
+
+    Each row scanned its own logs and the database before the database was emptied; this
+    looks across rows too, and makes sure the scans had something to find.
+    """
+    assert leak_scans, "no row of the matrix ran in this session"
+    secrets = set().union(*(s.secrets for s in leak_scans))
+    files = [f for s in leak_scans for f in s.files]
+    assert sum("gAAAA" in s for s in secrets) > len(leak_scans), "too few tokens to look for"
+    debug_lines = sum(f.read_text(errors="replace").count(" DEBUG ") for f in files)
+    assert debug_lines > 1000, "the logs were not written at DEBUG"
+    assert [hit for s in leak_scans for hit in s.hits] == []
+    assert scan(secrets, files=files, database=False) == []
