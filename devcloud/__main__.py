@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="how long a server's addresses lag a floating IP's association or release",
     )
+    parser.add_argument(
+        "--public-cidr",
+        default="172.24.4.0/24",
+        help="the floating-IP pool (subnet of the external network 'public'), at first seeding",
+    )
     parser.add_argument("--reset", action="store_true", help="forget all state and seed afresh")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
@@ -91,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         token_ttl=args.token_ttl,
         max_limit=args.max_limit,
         address_refresh_seconds=args.address_refresh_seconds,
+        public_cidr=args.public_cidr,
     )
     cloud = Cloud(config)
     server = make_server(cloud, args.host, args.port)

@@ -46,6 +46,8 @@ class Config:
     # Nova's [DEFAULT] reclaim_instance_interval: above 0, a deleted server stays SOFT_DELETED
     # that long before it is reclaimed (deferred delete).
     reclaim_instance_interval: float = 0.0
+    # The external network's subnet, the floating-IP pool (read when the cloud is first seeded).
+    public_cidr: str = "172.24.4.0/24"
 
     @property
     def db_path(self) -> Path:

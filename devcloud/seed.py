@@ -160,7 +160,7 @@ def _seed(cloud: Cloud) -> None:
     net.create_subnet_record(
         network=public,
         name="public-subnet",
-        cidr="172.24.4.0/24",
+        cidr=cloud.config.public_cidr,
         ip_version=4,
         enable_dhcp=False,
     )

@@ -394,6 +394,10 @@ def close_batch_if_done(batch_id: int, when: datetime) -> None:
         Batch.objects.filter(pk=batch_id, finished_at__isnull=True).update(finished_at=when)
 
 
+# Neutron's names for a network (a floating-IP pool among them) with no address left to give.
+_ADDRESSES_EXHAUSTED = frozenset({"IpAddressGenerationFailure", "ExternalIpAddressExhausted"})
+
+
 def fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
     """Fail an operation with the cloud's own words, its request id and what to do next."""
     record_request_id(op, exc.request_id)
@@ -418,10 +422,18 @@ def fail_from_cloud_error(op: Operation, exc: errors.OpenStackError) -> None:
             "The cloud did not answer after %(attempts)s tries (%(detail)s; request "
             "%(request_id)s). Try again later."
         )
+    elif exc.error_type in _ADDRESSES_EXHAUSTED:
+        message = gettext_noop(
+            "The network has no free address left (%(detail)s; request %(request_id)s). Ask a "
+            "cloud administrator to free or add addresses, then retry."
+        )
     elif isinstance(exc, errors.Conflict):
+        # Nova answers 409 to an action on a server busy with another task (powering-off,
+        # deleting, ...): usually over by the time a person reads this.
         message = gettext_noop(
             "The cloud refused because of the resource's current state (%(detail)s; request "
-            "%(request_id)s)."
+            "%(request_id)s). Retry when it has finished its current task; if it is refused "
+            "again, look at it in the cloud."
         )
     elif isinstance(exc, errors.NotFound):
         message = gettext_noop(

@@ -67,6 +67,10 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     """
     # Taken before the listing: a launch that records its server meanwhile is not judged.
     before = set(Instance.objects.filter(server_id__isnull=False).values_list("pk", flat=True))
+    # Likewise for floating IPs: one a launch records after the listing is not "released".
+    fips_before = set(
+        FloatingIP.objects.filter(released_at__isnull=True).values_list("pk", flat=True)
+    )
     version = client.compute_microversion()
     complete = version is not None and version >= DOWN_CELLS_SHOWN
     servers = {s.id: s for s in client.list_servers(all_projects=True)}
@@ -140,7 +144,7 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     Instance.objects.bulk_create(adopted, batch_size=500)
     stats["adopted"] = len(adopted)
 
-    stats.update(_reconcile_floating_ips(fips, server_of_fip, now))
+    stats.update(_reconcile_floating_ips(fips, server_of_fip, now, fips_before))
     _record_drift(
         Drift.Kind.UNOWNED_SERVER,
         {s.id: (s.project_id, s.name) for s in unowned},
@@ -270,7 +274,10 @@ def _servers_of_floating_ips(
 
 
 def _reconcile_floating_ips(
-    fips: Sequence[CloudFloatingIP], server_of_fip: dict[str, str], now: datetime
+    fips: Sequence[CloudFloatingIP],
+    server_of_fip: dict[str, str],
+    now: datetime,
+    recorded_before: set[int],
 ) -> dict[str, int]:
     instance_of = dict(
         Instance.objects.filter(server_id__in=set(server_of_fip.values())).values_list(
@@ -305,7 +312,8 @@ def _reconcile_floating_ips(
         record.last_synced_at = now
         if record.created_by_portal and not fip.port_id:
             orphans[fip.id] = (fip.project_id or "", fip.floating_ip_address)
-    gone = [r for key, r in records.items() if key not in seen]
+    # Only a record older than the listing can be missing from it.
+    gone = [r for key, r in records.items() if key not in seen and r.pk in recorded_before]
     for record in gone:
         record.released_at = now
     FloatingIP.objects.bulk_update(

@@ -179,3 +179,21 @@ def test_fifty_concurrent_clients_lose_no_update(fresh_dir: Path) -> None:
 
 def test_unknown_top_level_paths_are_404(cloud: Cloud) -> None:
     assert requests.get(f"{cloud.url}/nowhere", timeout=10).status_code == 404
+
+
+def test_public_cidr_sizes_the_floating_ip_pool(fresh_dir: Path) -> None:
+    running = start_devcloud(fresh_dir, extra_args=["--public-cidr", "172.24.0.0/22"])
+    try:
+        api = Api(running.url, issue_token(running.url, "admin", running.admin_password))
+        public = api.get("network", "/networks?name=public").json()["networks"][0]
+        subnet = api.get("network", f"/subnets?network_id={public['id']}").json()["subnets"][0]
+        assert subnet["cidr"] == "172.24.0.0/22"
+        availability = api.get("network", f"/network-ip-availabilities/{public['id']}").json()
+        assert availability["network_ip_availability"]["total_ips"] > 1000
+        fip = api.post(
+            "network", "/floatingips", {"floatingip": {"floating_network_id": public["id"]}}
+        )
+        assert fip.status_code == 201, fip.text
+        assert fip.json()["floatingip"]["floating_ip_address"].startswith("172.24.")
+    finally:
+        running.stop()

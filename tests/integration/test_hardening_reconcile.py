@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
+from django.utils import timezone
 
 from portal import cloud, services
-from portal.models import Drift, Instance, Operation, ServerStatus
+from portal.models import Drift, FloatingIP, Instance, Operation, ServerStatus
 from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
+from portal.services.instances import remember_floating_ip
 from tests.integration.conftest import Cast, PortalCloud, unique
 
 pytestmark = [
@@ -195,3 +197,39 @@ class TestBrokenListings:
         assert not instance.deleted_outside_portal
         assert Instance.objects.filter(status=ServerStatus.DELETED).count() == 0
         portal_cloud.faults.reset()
+
+
+def test_a_floating_ip_recorded_during_the_listing_is_not_taken_for_released(
+    cast: Cast, tasks: Any, admin: OpenStackClient
+) -> None:
+    """Found by the fault matrix: the VM's delete then left the address in the cloud."""
+    instance = running_vm(cast, tasks)
+    project_id = instance.project.keystone_id
+    # As before its launch's floating-IP step: a port, no floating IP yet.
+    record = FloatingIP.objects.get(instance=instance)
+    admin.delete_floating_ip(record.neutron_id)
+    FloatingIP.objects.filter(pk=record.pk).update(released_at=timezone.now())
+    public = admin.list_networks(name="public")[0]
+    made: dict[str, FloatingIP] = {}
+
+    def launch_records_its_floating_ip_meanwhile(exchange: Exchange) -> None:
+        if made or exchange.method != "GET" or not exchange.path.endswith("/v2.0/floatingips"):
+            return
+        made["late"] = FloatingIP()  # (the create below is observed too)
+        fip = admin.for_project(project_id).create_floating_ip(
+            floating_network_id=public.id,
+            port_id=instance.port_id,
+            description=f"{services.FIP_DESCRIPTION_PREFIX}{unique('tok')}",
+        )
+        made["late"] = remember_floating_ip(fip, instance=instance, created_by_portal=True)
+
+    with observe_exchanges(launch_records_its_floating_ip_meanwhile):
+        reconcile()
+
+    late = FloatingIP.objects.get(pk=made["late"].pk)
+    assert late.released_at is None
+    op = services.instance_delete(instance=instance)
+    tasks()
+    op.refresh_from_db()
+    assert op.state == Operation.State.SUCCEEDED, op.message_text
+    assert admin.list_floating_ips(project_id=project_id) == []

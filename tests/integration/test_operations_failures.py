@@ -146,3 +146,57 @@ def test_tokens_revoked_mid_launch_are_replaced_and_the_launch_goes_on(
     assert any(e["status"] == 401 for e in portal_cloud.faults.requests())
     assert requests_matching(portal_cloud, "POST", "/v3/auth/tokens$")
     assert inventory(admin, cast.soldier) == ONE_VM
+
+
+def test_an_exhausted_floating_ip_pool_says_whom_to_ask(
+    cast: Cast, tasks: Any, portal_cloud: Any, admin: OpenStackClient
+) -> None:
+    public = admin.list_networks(name="public")[0]
+    free = admin.get_network_ip_availability(public.id).free_ips
+    # The onboarding's router gateway takes one address; everything else is taken by others.
+    services.soldier_onboard(soldier=cast.soldier, run_now=True)
+    admin_project = admin.list_projects(name="admin")[0].id
+    admin.transport.request(
+        "network", "PUT", f"/quotas/{admin_project}", json={"quota": {"floatingip": -1}}
+    )
+    taken = [
+        admin.create_floating_ip(floating_network_id=public.id)
+        for _ in range(admin.get_network_ip_availability(public.id).free_ips)
+    ]
+    try:
+        assert free > len(taken)
+        _, op = launch(cast)
+        tasks()
+        op = finished(op)
+        assert op.state == Operation.State.FAILED
+        assert op.step == "floating_ip"
+        assert "no free address" in op.message_text
+        assert "cloud administrator" in op.message_text
+        assert op.request_ids[-1] in op.message_text
+    finally:
+        for fip in taken:
+            admin.delete_floating_ip(fip.id)
+
+
+def test_a_busy_server_refusing_its_delete_says_to_retry_later(
+    cast: Cast, tasks: Any, portal_cloud: Any
+) -> None:
+    instance, _ = launch(cast)
+    tasks()
+    instance.refresh_from_db()
+    portal_cloud.faults.add(
+        method="DELETE",
+        path=r"/servers/[^/]+$",
+        status=409,
+        count=1,
+        message="Cannot 'delete' instance while it is in task_state powering-off",
+    )
+    op = services.instance_delete(instance=instance)
+    tasks()
+    op = finished(op)
+    assert op.state == Operation.State.FAILED
+    assert "powering-off" in op.message_text
+    assert "Retry when it has finished its current task" in op.message_text
+    assert op.request_ids[-1] in op.message_text
+    with translation.override("ko"):
+        assert "다시 시도" in op.message_text
