@@ -13,6 +13,9 @@ Every call needs an X-Auth-Token carrying the admin role; bodies and answers are
     PATCH  /_devcloud/settings               {"reclaim_instance_interval": seconds}: Nova's
                                              deferred delete (0: off)
     POST   /_devcloud/revoke-tokens          every token issued so far answers 401
+    GET    /_devcloud/secrets                {"secrets": [...]}: every password, application
+                                             credential secret and token the cloud was given or
+                                             issued, in clear (leak tests search for them)
     GET    /_devcloud/requests?since=SEQ     the request log (see devcloud.testing for fields)
     DELETE /_devcloud/requests               empty the request log
     GET    /_devcloud/security-compliance    Keystone's password rule: {"password_regex",
@@ -53,6 +56,7 @@ class Control(Service):
         r.add("GET", "/settings", self.get_settings)
         r.add("PATCH", "/settings", self.update_settings)
         r.add("POST", "/revoke-tokens", self.revoke_tokens)
+        r.add("GET", "/secrets", self.list_secrets)
         r.add("GET", "/requests", self.list_requests)
         r.add("DELETE", "/requests", self.clear_requests)
         r.add("POST", "/bulk-servers", self.bulk_servers)
@@ -160,6 +164,9 @@ class Control(Service):
         counters["revoke_all_seq"] = counters["token_seq"]
         self.cloud.store.put("meta", counters)
         return Response(204)
+
+    def list_secrets(self, req: Request) -> Response:
+        return Response(200, {"secrets": self.cloud.identity.seen_secrets()})
 
     def get_security_compliance(self, req: Request) -> Response:
         return Response(200, {"security_compliance": self.cloud.identity.security_compliance()})

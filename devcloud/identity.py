@@ -242,6 +242,20 @@ class Identity(Service):
             raise _unauthorized(req.base_url)
         return token
 
+    def keep_secret(self, value: str) -> None:
+        """Remember a credential in clear, so tests can prove the portal leaks none of them.
+
+        Only the admin-only control endpoint reads these; a real Keystone keeps hashes only.
+        """
+        self.store.put("seen_secret", {"id": value})
+
+    def seen_secrets(self) -> list[str]:
+        return sorted(self.store.all("seen_secret"))
+
+    def _hash_kept(self, password: str) -> str:
+        self.keep_secret(password)
+        return hash_password(password)
+
     def lookup_token(self, token_id: str) -> Token | None:
         doc = self.store.get("token", token_id)
         if doc is None or doc["expires_at"] <= now():
@@ -500,6 +514,7 @@ class Identity(Service):
             "app_cred_id": app_cred["id"] if app_cred else None,
         }
         self.store.put("token", doc)
+        self.keep_secret(doc["id"])
         self._prune_tokens()
         token = self.lookup_token(doc["id"])
         if token is None:  # e.g. the app credential's role set is empty
@@ -668,7 +683,7 @@ class Identity(Service):
             "name": name,
             "domain_id": domain_id,
             "enabled": enabled,
-            "password_hash": hash_password(password) if password else None,
+            "password_hash": self._hash_kept(password) if password else None,
             "options": {},
             "federated": [],
         }
@@ -753,7 +768,7 @@ class Identity(Service):
         self._check_password_rule(section.get("password"))
         for key, value in section.items():
             if key == "password":
-                user["password_hash"] = hash_password(value) if value else None
+                user["password_hash"] = self._hash_kept(value) if value else None
                 self._revoke_user(user)
             elif key == "enabled":
                 user["enabled"] = value
@@ -796,7 +811,7 @@ class Identity(Service):
         if not check_password(section["original_password"], user.get("password_hash")):
             raise _unauthorized(req.base_url)
         self._check_password_rule(section["password"])
-        user["password_hash"] = hash_password(section["password"])
+        user["password_hash"] = self._hash_kept(section["password"])
         self._revoke_user(user)
         self.store.put("user", user)
         return Response(204)
@@ -926,7 +941,7 @@ class Identity(Service):
             "unrestricted": bool(section.get("unrestricted", False)),
             "expires_at": expires_ts,
             "access_rules": [],
-            "secret_hash": hash_password(secret),
+            "secret_hash": self._hash_kept(secret),
             "system": None,
         }
         self.store.put("app_cred", cred)

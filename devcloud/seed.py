@@ -42,6 +42,7 @@ def seed_cloud(cloud: Cloud) -> None:
         _seed(cloud)
         store.put("meta", {"id": "seeded", "at": now()})
     admin = next(u for u in store.values("user") if u["name"] == "admin")
+    cloud.identity.keep_secret(cloud.config.admin_password)
     if not check_password(cloud.config.admin_password, admin.get("password_hash")):
         admin["password_hash"] = hash_password(cloud.config.admin_password)
         store.put("user", admin)

@@ -180,6 +180,10 @@ class FaultControl:
     def revoke_tokens(self) -> None:
         self._call("POST", "/revoke-tokens", {})
 
+    def secrets(self) -> set[str]:
+        """Every password, application credential secret and token the cloud has seen."""
+        return set(self._call("GET", "/secrets")["secrets"])
+
     def reset(self) -> None:
         """Remove every fault and pending build failure, and put the settings back."""
         self._call("DELETE", "/faults")

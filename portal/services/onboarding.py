@@ -108,6 +108,9 @@ def account_marker(soldier: Soldier) -> str:
     return f"{ACCOUNT_MARKER}{soldier.service_number}"
 
 
+PROJECT_NAME_MAX = 64  # Keystone's and the mirror's limit
+
+
 def project_name(soldier: Soldier) -> str:
     """The Keystone project name of a soldier."""
     return f"{settings.OPENSTACK_PROJECT_PREFIX}{soldier.keystone_user_name}"
@@ -131,7 +134,7 @@ def soldier_onboard(
         name = project_name(soldier)
         # A legacy name too long for the mirror is refused by the first step, with its reason;
         # PostgreSQL would refuse the row here with a bare DataError.
-        if len(name) <= Project._meta.get_field("name").max_length:
+        if len(name) <= PROJECT_NAME_MAX:
             Project.objects.get_or_create(soldier=soldier, defaults={"name": name})
         op = create_operation(
             kind=Operation.Kind.ONBOARD,
