@@ -59,8 +59,8 @@ _have_cjk_fonts() {
 }
 
 ensure_browser() {
-    local missing=()
-    [ -x /usr/bin/chromium ] && [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+    local missing=() chromium="${CODESQUARE_CHROMIUM:-/usr/lib/chromium/chromium}"
+    [ -x "$chromium" ] || missing+=(chromium)
     _have_cjk_fonts || missing+=(fonts-noto-cjk)
     [ "${#missing[@]}" -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -68,7 +68,9 @@ ensure_browser() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" fontconfig >/dev/null
-        return 0
+        [ -x "$chromium" ] && _have_cjk_fonts && return 0
+        echo "error: installed ${missing[*]}, yet $chromium or the Noto CJK fonts are still missing" >&2
+        exit 1
     fi
     echo "error: the browser tests (tests/browser) need the Debian packages: ${missing[*]}" >&2
     echo "       Install them as root: apt-get install ${missing[*]}" >&2

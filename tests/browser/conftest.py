@@ -9,6 +9,7 @@ portal's processes see it, and the database is emptied after it.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ from portal.models import VmTemplate
 from tests.browser.journey import ARTIFACTS, AXE_RESULTS, Journey, axe_table
 from tests.conftest import ROOT, clean_env, free_port, run_manage
 
-CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM = os.environ.get("CODESQUARE_CHROMIUM", "/usr/lib/chromium/chromium")
 # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls there
 # unless told the code is synchronous anyway (it is; clean_env keeps this from the children).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -132,11 +133,32 @@ def people(stack: Stack) -> People:
     _staff("journey-operator", passwords["operator"], "operators")
     _staff("journey-viewer", passwords["viewer"], "viewers")
     TYPED_PASSWORDS.update(passwords.values())
-    return People(passwords, services.vm_template_from_cloud(name="ubuntu-small"))
+    return People(passwords, services.vm_template_from_cloud(name="cirros-tiny"))
 
 
 # Every password a journey typed: no log, page, cookie or table may hold one afterwards.
 TYPED_PASSWORDS: set[str] = set()
+# Every journey of the package, for the last test's look through all their pages and cookies.
+JOURNEYS: list[Journey] = []
+
+
+def leaks(stack: Stack, journeys: list[Journey], *, database: bool = True) -> list[str]:
+    """Where a cloud credential (every token devcloud issued, every password it holds) or a
+    password a journey typed shows up: the processes' DEBUG logs, the pages saved, the browser's
+    cookies and, while the test's rows are still there, every text column of the database.
+
+    The one page whose job is to show a password (the reset, "shown once") is left out."""
+    from tests.secret_scan import cloud_secrets, scan
+
+    for journey in journeys:
+        journey.record_cookies()
+    wanted = cloud_secrets(stack.devcloud, stack.devcloud.admin_password) | TYPED_PASSWORDS
+    return scan(
+        wanted,
+        files=[*stack.logs, *(p for j in journeys for p in j.html_saved)],
+        texts=[json.dumps(c) for j in journeys for c in j.cookies_seen],
+        database=database,
+    )
 
 
 @pytest.fixture(scope="package")
@@ -252,6 +274,7 @@ def journey(request: pytest.FixtureRequest, stack: Stack, browser: Browser) -> I
         name=request.node.name.removeprefix("test_"), stack_url=stack.url, browser=browser
     )
     request.node.stash[JOURNEY] = made
+    JOURNEYS.append(made)
     try:
         yield made
     finally:

@@ -120,6 +120,11 @@ class Journey:
             saved.append(f"(could not save: {exc})")
         return saved
 
+    def record_cookies(self) -> None:
+        """Keep the cookies every open context holds now (a logout replaces the session's)."""
+        for context in self.contexts:
+            self._record_cookies(context)
+
     def _record_cookies(self, context: BrowserContext) -> None:
         for cookie in context.cookies():
             if cookie not in self.cookies_seen:

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from portal import services
 from portal.models import Instance, Soldier
-from tests.browser.conftest import TYPED_PASSWORDS, People
+from tests.browser.conftest import TYPED_PASSWORDS, People, Stack, leaks
 from tests.browser.journey import PATIENCE_MS, Journey, assert_times_are_kst, tab_to
 from tests.browser.support import ko, staff_login, vm_status, words
 
@@ -60,7 +60,9 @@ def act(page: Page, action: str, question: str, *, keyboard: bool = False) -> No
     page.wait_for_url("**/")
 
 
-def test_a_soldier_gets_a_vm_and_looks_after_it(journey: Journey, people: People) -> None:
+def test_a_soldier_gets_a_vm_and_looks_after_it(
+    journey: Journey, people: People, stack: Stack
+) -> None:
     journey.name = "soldier"
     soldier = onboarded("25-3100001", "정민수")
     username = soldier.keystone_user_name
@@ -187,3 +189,4 @@ def test_a_soldier_gets_a_vm_and_looks_after_it(journey: Journey, people: People
     assert instance.pending_action in ("", None)
 
     assert journey.blocking_violations() == []
+    assert leaks(stack, [journey]) == []

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
+from django.contrib.auth import get_user_model
 from playwright.sync_api import FilePayload, Page, expect
 
 from portal import cloud
-from portal.models import FloatingIP, Soldier
-from tests.browser.conftest import People
+from portal.models import Batch, FloatingIP, Operation, Soldier
+from tests.browser.conftest import People, Stack, leaks
 from tests.browser.journey import Journey, tab_to
 from tests.browser.support import ko, staff_login, vm_status, wait_for_batch_to_finish, words
 
@@ -45,7 +46,7 @@ def search(page: Page, text: str) -> None:
 
 
 def test_an_operator_onboards_launches_stops_and_deletes_a_cohort(
-    journey: Journey, people: People
+    journey: Journey, people: People, stack: Stack
 ) -> None:
     journey.name = "staff"
     page = journey.open()
@@ -181,9 +182,10 @@ def test_an_operator_onboards_launches_stops_and_deletes_a_cohort(
     assert not {f.id for f in client.list_floating_ips()} & recorded
 
     assert journey.blocking_violations() == []
+    assert leaks(stack, [journey]) == []
 
 
-def test_a_viewer_finds_no_action_to_run(journey: Journey, people: People) -> None:
+def test_a_viewer_finds_no_action_to_run(journey: Journey, people: People, stack: Stack) -> None:
     journey.name = "viewer"
     page = journey.open()
     page.goto("/admin/")
@@ -201,11 +203,16 @@ def test_a_viewer_finds_no_action_to_run(journey: Journey, people: People) -> No
     expect(page.get_by_role("button", name=ko("Sync everything with the cloud now"))).to_have_count(
         0
     )
+    batch = Batch.objects.create(
+        kind=Operation.Kind.ONBOARD,
+        requested_by=get_user_model().objects.get(username="journey-operator"),
+    )
     page.goto("/admin/portal/batch/")
     journey.see("batches")
-    batch = page.get_by_role("link", name=re.compile(r"^#?\d+")).first
-    if batch.count():
-        batch.click()
-        journey.see("batch")
-        expect(page.get_by_role("button", name=ko("Retry failed rows"))).to_have_count(0)
+    page.get_by_role("link", name=str(batch.pk), exact=True).click()
+    expect(page.get_by_role("progressbar")).to_be_visible()
+    journey.see("batch")
+    expect(page.get_by_role("button", name=ko("Retry failed rows"))).to_have_count(0)
+    expect(page.get_by_role("button", name=ko("Cancel rows not started"))).to_have_count(0)
     assert journey.blocking_violations() == []
+    assert leaks(stack, [journey]) == []
