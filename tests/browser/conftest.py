@@ -1,6 +1,6 @@
 """Browser journeys: Debian's Chromium, driven by Playwright, against the portal run for real.
 
-The package starts devcloud, two ``manage.py db_worker`` processes and gunicorn, each on a free
+The package starts devcloud, a ``manage.py db_worker`` and gunicorn, each on a free
 port, all on the test database this process reads (pytest-django's SQLite file, or PostgreSQL
 through ``DATABASE_URL``). Every test is transactional: what it sets up is committed, so the
 portal's processes see it, and the database is emptied after it.
@@ -33,7 +33,7 @@ from playwright.sync_api import Browser
 
 from portal import cloud, services
 from portal.models import VmTemplate
-from tests.browser.journey import ARTIFACTS, AXE_RESULTS, Journey, axe_table
+from tests.browser.journey import ARTIFACTS, AXE_RESULTS, COSTS, Journey, axe_table
 from tests.conftest import ROOT, clean_env, free_port, run_manage
 
 CHROMIUM = os.environ.get("CODESQUARE_CHROMIUM", "/usr/lib/chromium/chromium")
@@ -221,21 +221,22 @@ def stack(
                 )
             )
 
-        for n in (1, 2):
-            spawn(
-                f"db_worker-{n}",
-                [
-                    sys.executable, str(ROOT / "manage.py"), "db_worker",
-                    "--interval", "0.1", "--no-startup-delay", "--no-reload",
-                    "--worker-id", f"browser-{n}",
-                ],
-            )  # fmt: skip
+        # One worker and one gunicorn process: one person at a time clicks, and on a shared
+        # 2-core machine every extra Django process costs seconds to start and CPU to idle.
+        spawn(
+            "db_worker",
+            [
+                sys.executable, str(ROOT / "manage.py"), "db_worker",
+                "--interval", "0.2", "--no-startup-delay", "--no-reload",
+                "--worker-id", "browser",
+            ],
+        )  # fmt: skip
         spawn(
             "gunicorn",
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "codesquare/gunicorn.conf.py")],
             GUNICORN_BIND=f"127.0.0.1:{port}",
-            GUNICORN_WORKERS="2",
-            GUNICORN_THREADS="4",
+            GUNICORN_WORKERS="1",
+            GUNICORN_THREADS="8",
             GUNICORN_CMD_ARGS="--log-level debug",
         )
         _wait_until_served(url, processes, logs_dir)
@@ -302,3 +303,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             "=", "axe-core results per page (tests/browser/artifacts/axe.md)"
         )
         terminalreporter.write_line(axe_table())
+        terminalreporter.write_line(
+            "{pages:.0f} pages: axe-core {axe:.1f} s, screenshots {screenshots:.1f} s".format(
+                **COSTS
+            )
+        )

@@ -4,6 +4,7 @@ a phone's width, saved as HTML and checked with axe-core; the results make one t
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,8 @@ PATIENCE_MS = 90_000
 expect.set_options(timeout=STEP_MS)
 
 AXE_RESULTS: list[dict[str, Any]] = []
+# Seconds spent on axe-core and on screenshots, and pages seen: printed with the axe table.
+COSTS: dict[str, float] = {"axe": 0.0, "screenshots": 0.0, "pages": 0}
 _axe = Axe()
 
 
@@ -65,7 +68,9 @@ class Journey:
         self.step = f"{self.name}-{self.count:02d}-{step}"
         page.wait_for_load_state("load")
         self._record_cookies(page.context)
+        started = time.perf_counter()
         result = _axe.run(page)
+        COSTS["axe"] += time.perf_counter() - started
         violations = result.response["violations"]
         counts = dict.fromkeys(IMPACTS, 0)
         rules: dict[str, list[str]] = {impact: [] for impact in IMPACTS}
@@ -87,12 +92,15 @@ class Journey:
                 ],
             }
         )
+        started = time.perf_counter()
         shots = ARTIFACTS / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=shots / f"{self.step}-1280.png", full_page=True)
         page.set_viewport_size(NARROW)
         page.screenshot(path=shots / f"{self.step}-375.png", full_page=True)
         page.set_viewport_size(WIDE)
+        COSTS["screenshots"] += time.perf_counter() - started
+        COSTS["pages"] += 1
         html = ARTIFACTS / "html" / f"{self.step}.html"
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page.content())

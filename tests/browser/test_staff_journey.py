@@ -11,7 +11,7 @@ from playwright.sync_api import FilePayload, Page, expect
 from portal import cloud
 from portal.models import Batch, FloatingIP, Operation, Soldier
 from tests.browser.conftest import People, Stack, leaks
-from tests.browser.journey import Journey, tab_to
+from tests.browser.journey import Journey, assert_times_are_kst, tab_to
 from tests.browser.support import ko, staff_login, vm_status, wait_for_batch_to_finish, words
 
 UNIT = "제7기동대대"
@@ -87,6 +87,7 @@ def test_an_operator_onboards_launches_stops_and_deletes_a_cohort(
     page.wait_for_url(re.compile(r"/admin/portal/batch/\d+/"))
     journey.see("onboard-batch-running")
     wait_for_batch_to_finish(page)
+    assert assert_times_are_kst(page) >= 1
     journey.see("onboard-batch-done")
     cohort = list(Soldier.objects.filter(unit=UNIT).order_by("service_number"))
     assert [s.service_number for s in cohort] == [n for n, _ in GOOD]
@@ -122,7 +123,9 @@ def test_an_operator_onboards_launches_stops_and_deletes_a_cohort(
     for number, _name in GOOD:
         row = page.get_by_role("row").filter(has_text=number)
         expect(row).to_contain_text(vm_status("running"))
+        expect(row).to_contain_text("ACTIVE")
         expect(row).to_contain_text(re.compile(r"172\.24\.4\.\d+"))
+    assert assert_times_are_kst(page) >= len(GOOD)
     journey.see("status-page-running")
     recorded = set(
         FloatingIP.objects.filter(instance__owner__in=cohort, created_by_portal=True).values_list(
