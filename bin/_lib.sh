@@ -47,3 +47,32 @@ ensure_venv() {
     fi
     export PATH="$VENV/bin:$PATH"
 }
+
+# The browser tests drive Debian's Chromium (Playwright's own download is not available here) and
+# need CJK fonts, or every Korean glyph in their screenshots is a box.
+_have_cjk_fonts() {
+    if command -v fc-list >/dev/null 2>&1; then
+        fc-list :lang=ko family 2>/dev/null | grep -qi 'noto.*cjk'
+    else
+        compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK*' >/dev/null
+    fi
+}
+
+ensure_browser() {
+    local missing=() chromium="${CODESQUARE_CHROMIUM:-/usr/lib/chromium/chromium}"
+    [ -x "$chromium" ] || missing+=(chromium)
+    _have_cjk_fonts || missing+=(fonts-noto-cjk)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing ${missing[*]} for the browser tests (apt-get)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" fontconfig >/dev/null
+        [ -x "$chromium" ] && _have_cjk_fonts && return 0
+        echo "error: installed ${missing[*]}, yet $chromium or the Noto CJK fonts are still missing" >&2
+        exit 1
+    fi
+    echo "error: the browser tests (tests/browser) need the Debian packages: ${missing[*]}" >&2
+    echo "       Install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+}

@@ -49,6 +49,21 @@ def test_setup_stops_with_advice_when_no_python_is_new_enough(tmp_path: Path) ->
     assert not (project / ".venv").exists()
 
 
+def test_browser_setup_says_what_to_install_when_it_may_not_install_it(tmp_path: Path) -> None:
+    # Not root, and no Chromium where the browser tests look for it.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "id").write_text("#!/bin/sh\necho 1000\n")
+    (bindir / "id").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    env["CODESQUARE_CHROMIUM"] = str(tmp_path / "no-chromium")
+
+    result = _bash(f"source {ROOT}/bin/_lib.sh && ensure_browser", env)
+
+    assert result.returncode == 1
+    assert "apt-get install chromium" in result.stderr
+
+
 def test_bin_test_fails_when_no_test_ran() -> None:
     result = subprocess.run(
         [str(ROOT / "bin" / "test"), "tests/test_settings.py", "-k", "no_test_has_this_name"],

@@ -30,6 +30,8 @@ from portal.models import Batch, Instance, Operation
 KIND_LABELS: dict[str, Any] = {
     **{str(a): label for a, label in Instance.Action.choices},
     **dict(Operation.Kind.choices),
+    # A roster's onboarding batch; without it the page title showed the raw "roster_import".
+    services.roster.BATCH_KIND: gettext_lazy("Import roster"),
 }
 
 
