@@ -144,8 +144,12 @@ def admin(portal_cloud: Any) -> OpenStackClient:
     return cloud.get_client()
 
 
-def run_tasks(*, timeout: float = 60.0, max_tasks: int = 10_000) -> int:
-    """Run queued tasks until none is left (waiting for delayed ones); returns how many ran."""
+def run_tasks(*, timeout: float = 240.0, max_tasks: int = 10_000) -> int:
+    """Run queued tasks until none is left (waiting for delayed ones); returns how many ran.
+
+    The timeout only guards against a hang: a real cloud on a loaded machine can take minutes
+    to build what devcloud builds in a second.
+    """
     worker = Worker(
         queue_names=["default"],
         interval=0,
@@ -347,7 +351,7 @@ class Site:
             ).fetchone()
         return (str(row[0]), str(row[1])) if row else ("", "")
 
-    def wait_for(self, op_id: int, predicate: Any, timeout: float = 60) -> tuple[str, str]:
+    def wait_for(self, op_id: int, predicate: Any, timeout: float = 240) -> tuple[str, str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.operation(op_id)
