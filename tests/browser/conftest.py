@@ -42,7 +42,7 @@ CHROMIUM = os.environ.get("CODESQUARE_CHROMIUM", "/usr/lib/chromium/chromium")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Short enough that a launch takes seconds, long enough that a person (and a 2 s poll) sees
 # the VM in "Building" before it runs; stop, start and reboot take half of it.
-BUILD_SECONDS = 4.0
+BUILD_SECONDS = 3.0
 
 
 @dataclass
