@@ -33,7 +33,7 @@ from playwright.sync_api import Browser
 
 from portal import cloud, services
 from portal.models import VmTemplate
-from tests.browser.journey import ARTIFACTS, AXE_RESULTS, COSTS, Journey, axe_table
+from tests.browser.journey import ARTIFACTS, AXE_RESULTS, COSTS, NARROW_CHECKED, Journey, axe_table
 from tests.conftest import ROOT, clean_env, free_port, run_manage
 
 CHROMIUM = os.environ.get("CODESQUARE_CHROMIUM", "/usr/lib/chromium/chromium")
@@ -42,7 +42,7 @@ CHROMIUM = os.environ.get("CODESQUARE_CHROMIUM", "/usr/lib/chromium/chromium")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Short enough that a launch takes seconds, long enough that a person (and a 2 s poll) sees
 # the VM in "Building" before it runs; stop, start and reboot take half of it.
-BUILD_SECONDS = 4.0
+BUILD_SECONDS = 3.0
 
 
 @dataclass
@@ -172,6 +172,7 @@ def stack(
     logs_dir = ARTIFACTS / "logs"
     logs_dir.mkdir(parents=True)
     AXE_RESULTS.clear()
+    NARROW_CHECKED.clear()
     work = tmp_path_factory.mktemp("browser-stack")
     devcloud = start_devcloud(
         work / "devcloud", build_seconds=BUILD_SECONDS, extra_args=["--verbose"]

@@ -72,7 +72,9 @@ def test_a_soldier_gets_a_vm_and_looks_after_it(
     staff.goto("/admin/")
     staff_login(staff, "journey-operator", people.staff_passwords["operator"])
     staff.goto("/admin/portal/soldier/")
-    staff.get_by_role("search").get_by_role("textbox").fill(soldier.service_number)
+    staff.get_by_role("search").get_by_role("textbox", name=ko("Search")).fill(
+        soldier.service_number
+    )
     staff.get_by_role("search").get_by_role("button", name=ko("Search")).click()
     staff.get_by_role("checkbox", name=ko("Select all objects on this page for an action")).check()
     staff.get_by_role("combobox", name=ko("Action:")).select_option(

@@ -41,7 +41,7 @@ def choose_action(page: Page, action: str) -> None:
 
 
 def search(page: Page, text: str) -> None:
-    page.get_by_role("search").get_by_role("textbox").fill(text)
+    page.get_by_role("search").get_by_role("textbox", name=ko("Search")).fill(text)
     page.get_by_role("search").get_by_role("button", name=ko("Search")).click()
 
 
