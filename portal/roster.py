@@ -373,7 +373,10 @@ def row_keys(table: Table, columns: Columns) -> RowKeys:
         position = columns.index.get(key)
         if position is None or position >= len(cells):
             return ""
-        return str(cells[position])
+        text = str(cells[position])
+        # No stored value holds a NUL (PostgreSQL refuses one even in a query's parameter); the
+        # row form rejects the cell with its reason.
+        return "" if "\x00" in text else text
 
     for _number, cells in table.rows:
         service_number = cell(cells, "service_number")

@@ -9,12 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 from django.utils.translation import gettext_lazy as _
 
 from portal import services
+from portal.selfservice.forms import bound_the_username
+
+
+class ConsoleLoginForm(AdminAuthenticationForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bound_the_username(self)
 
 
 class ConsoleSite(admin.AdminSite):
@@ -22,6 +30,7 @@ class ConsoleSite(admin.AdminSite):
     site_title = _("CodeSquare console")
     index_title = _("Dashboard")
     index_template = "admin/portal/index.html"
+    login_form = ConsoleLoginForm
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -6,10 +6,24 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import VmTemplate
 from portal.sshkeys import PrivateKeyPasted, PublicKey, PublicKeyError, parse_public_key
+
+
+def bound_the_username(form: AuthenticationForm) -> None:
+    """Refuse a username longer than the user model's before anyone authenticates it.
+
+    Django's AuthenticationForm sets the field's max_length after the field is built, so it only
+    reaches the widget: a 10 kB username went on to django-axes, whose failed-login record
+    (255 characters) PostgreSQL refused with a 500.
+    """
+    field = form.fields["username"]
+    assert isinstance(field, forms.CharField)
+    assert field.max_length is not None
+    field.validators.append(MaxLengthValidator(field.max_length))
 
 
 class LoginForm(AuthenticationForm):
@@ -26,6 +40,7 @@ class LoginForm(AuthenticationForm):
 
     def __init__(self, request: Any = None, *args: Any, **kwargs: Any) -> None:
         super().__init__(request, *args, **kwargs)
+        bound_the_username(self)
         self.fields["username"].label = _("Cloud username")
         self.fields["username"].widget.attrs.update(
             {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}

@@ -237,3 +237,18 @@ def test_a_confirmation_that_no_longer_matches_what_was_previewed_writes_nothing
     assert writes() == before
     upload.refresh_from_db()
     assert upload.confirmed_at is None
+
+
+@pytest.mark.parametrize("column", ["군번", "사용자명", "템플릿"])
+def test_a_nul_in_a_cell_the_preview_looks_up_is_a_rejected_row_not_a_500(
+    importer: Importer, staff: Any, column: str
+) -> None:
+    # Found by the fuzzer on PostgreSQL, which refuses a NUL even as a query's parameter.
+    headers = ["군번", "이름", "사용자명", "템플릿"]
+    row = ["22-7123456", "김병사", "kimbyeongsa", "standard"]
+    row[headers.index(column)] = row[headers.index(column)][:3] + "\x00" + "1"
+    before = writes()
+    preview = importer.preview(csv_of(headers, [row], "utf-8"))
+    assert preview.status_code == 200
+    assert [r.action for r in preview.context["preview"].rows] == [roster.Action.REJECTED]
+    assert writes() == before

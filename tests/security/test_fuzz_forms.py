@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from portal.models import Drift, Operation, Soldier, VmTemplate
 from portal.selfservice.cards import ACTIONS
-from tests.integration.conftest import unique
+from tests.integration.conftest import recorded_calls, unique
 from tests.security.test_every_url import World, build_world, client_for, written
 from tests.sshkeys import ed25519
 
@@ -446,3 +446,22 @@ def test_the_staff_login_and_password_forms_take_anything(
     response = post(client_for("viewer", world), "/admin/password_change/", renamed)
     assert response.status_code == 200
     assert written() == before
+
+
+@pytest.mark.parametrize("url", ["/login/", "/admin/login/"])
+def test_a_username_longer_than_any_account_is_refused_before_anyone_is_asked(
+    world: World, url: str
+) -> None:
+    # Found by the fuzzer on PostgreSQL: django-axes' record of the failed login (255
+    # characters) refused a 10 kB username with a DataError, a 500.
+    from axes.models import AccessAttempt
+
+    attempts = AccessAttempt.objects.count()
+    with recorded_calls() as calls:
+        response = post(
+            client_for("anonymous", world), url, {"username": "x" * 10_000, "password": "p"}
+        )
+    assert response.status_code == 200
+    assert 'class="errorlist' in response.content.decode()
+    assert AccessAttempt.objects.count() == attempts
+    assert not calls.exchanges

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import requests
 from django.test import Client
+from django.urls import path
 
+from codesquare import urls as project_urls
 from tests.conftest import run_manage
 from tests.integration.conftest import PortalCloud
 from tests.security.test_every_url import ROUTES, Session, build_world, client_for
@@ -202,3 +204,21 @@ def test_over_https_the_production_settings_send_hsts_and_only_secure_cookies(
     assert not [
         c for c in cookies if c.startswith("django_language") and "httponly" not in c.lower()
     ]
+
+
+def _fails(request: Any) -> Any:
+    raise RuntimeError("a view that fails")
+
+
+# The project's pages plus one that fails, for the 500 page (see the test below).
+urlpatterns = [path("fails/", _fails), *project_urls.urlpatterns]
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.security.test_headers")
+def test_the_500_page_carries_the_protections_and_tells_nothing() -> None:
+    response = Client(raise_request_exception=False).get("/fails/")
+
+    assert response.status_code == 500
+    assert protection_problems(response) == []
+    assert "a view that fails" not in response.content.decode()
