@@ -142,6 +142,8 @@ class BatchAdmin(MirrorAdmin):
             ],
             "milestone_text": text,
             "can_operate": can_operate(request),
+            "failed_count": counts.get(Operation.State.FAILED, 0),
+            "queued_count": counts.get(Operation.State.QUEUED, 0),
             "retry_url": reverse("admin:portal_batch_retry", args=[batch.pk]),
             "cancel_url": reverse("admin:portal_batch_cancel", args=[batch.pk]),
         }

@@ -150,3 +150,16 @@ def test_the_list_action_cancels_several_batches(operator: Client, cast: Cast) -
     for batch in batches:
         batch.refresh_from_db()
         assert batch.cancelled == 2
+
+
+def test_the_batch_page_offers_only_the_buttons_that_have_something_to_do(
+    operator: Client, cast: Cast, tasks: Any
+) -> None:
+    batch = launch_batch(cast, 2)
+    queued = operator.get(page_of(batch)).content.decode()
+    assert "Cancel rows not started" in queued
+    assert "Retry failed rows" not in queued
+    tasks()
+    done = operator.get(page_of(batch)).content.decode()
+    assert "Cancel rows not started" not in done
+    assert "Retry failed rows" not in done
