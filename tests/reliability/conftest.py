@@ -23,6 +23,42 @@ from tests.reliability.matrix import Cohort, LeakScan, onboard_cohort
 MATRIX_VMS = 100
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgresql: proves something about PostgreSQL (several machines on one database); "
+        "deselected, and said so in the header, on any other database",
+    )
+
+
+def _on_postgresql() -> bool:
+    from django.conf import settings
+
+    return "postgresql" in settings.DATABASES["default"]["ENGINE"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _on_postgresql():
+        return
+    dropped = [item for item in items if item.get_closest_marker("postgresql")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+        config.stash[_POSTGRESQL_ONLY] = len(dropped)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    count = config.stash.get(_POSTGRESQL_ONLY, 0)
+    return (
+        [f"deselected {count} PostgreSQL-only test(s): the database is not PostgreSQL"]
+        if count
+        else []
+    )
+
+
+_POSTGRESQL_ONLY = pytest.StashKey[int]()
+
+
 @pytest.fixture(scope="session")
 def leak_scans() -> list[LeakScan]:
     return []
@@ -51,11 +87,16 @@ def client_for(deployment: Deployment) -> Iterator[None]:
 
 
 def build_cohort(
-    root: Path, vms: int, blocker: Any, *, devcloud_args: tuple[str, ...] = ()
+    root: Path,
+    vms: int,
+    blocker: Any,
+    *,
+    devcloud_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Cohort:
     """Onboard ``vms`` soldiers once; the database is emptied again afterwards."""
     with blocker.unblock():
-        deployment = Deployment(root, devcloud_args=devcloud_args)
+        deployment = Deployment(root, devcloud_args=devcloud_args, env=env)
         try:
             with client_for(deployment), translation.override("en"):
                 deployment.start_workers(3)

@@ -183,6 +183,8 @@ class Deployment:
             ["-m", "gunicorn", "-c", str(ROOT / "codesquare" / "gunicorn.conf.py")],
             GUNICORN_BIND=f"127.0.0.1:{port}",
             GUNICORN_WORKERS="2",
+            # A loaded machine must not turn a slow page into a killed worker.
+            GUNICORN_TIMEOUT="300",
         )
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(f"{url}/healthz"), timeout=60, what=f"{name} to answer")

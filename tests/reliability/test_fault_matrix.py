@@ -32,7 +32,11 @@ from tests.reliability.matrix import (
 )
 from tests.secret_scan import cloud_secrets, scan
 
-pytestmark = [pytest.mark.cloud, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.cloud,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(900),  # a row drives 200-300 operations through real workers
+]
 
 VMS = 100
 WORKERS = 3
