@@ -310,17 +310,21 @@ class Transport:
             assert ref is not None
             return str(ref.auth_token)
 
-    def _renew_after_401(self, rejected: str) -> str:
-        """The token to retry with after ``rejected`` got a 401."""
+    def _renew_after_401(self, rejected: str, *, fresh: bool = False) -> tuple[str, bool]:
+        """The token to retry with after ``rejected`` got a 401, and whether we logged in for it.
+
+        ``fresh`` skips the tokens of other threads and of the shared cache.
+        """
         with self._token_lock:
             ref = self.plugin.auth_ref
-            if ref is not None and ref.auth_token != rejected:
-                return str(ref.auth_token)  # another thread already renewed it
-            if not self._adopt_cached(unless_token=rejected):
+            if not fresh and ref is not None and ref.auth_token != rejected:
+                return str(ref.auth_token), False  # another thread already renewed it
+            logged_in = fresh or not self._adopt_cached(unless_token=rejected)
+            if logged_in:
                 self._authenticate()
             ref = self.plugin.auth_ref
             assert ref is not None
-            return str(ref.auth_token)
+            return str(ref.auth_token), logged_in
 
     def forget_token(self) -> None:
         """Drop the token here and in the shared cache (e.g. after the user's password changed)."""
@@ -395,7 +399,7 @@ class Transport:
             idempotent = method in IDEMPOTENT_METHODS
         all_headers = {"Accept": "application/json"}
         all_headers.update(headers or {})
-        reauthenticated = False
+        renewed = logged_in_afresh = False
         attempt = 0
         while True:
             _guard(method)
@@ -421,10 +425,12 @@ class Transport:
                 self._backoff(attempt, method, urlsplit(url).path, error)
                 attempt += 1
                 continue
-            if response.status_code == 401 and authenticated and not reauthenticated:
-                # Revoked or expired early: renew once, then a second 401 is final.
-                reauthenticated = True
-                token = self._renew_after_401(token)
+            if response.status_code == 401 and authenticated and not logged_in_afresh:
+                # Revoked or expired early. A token taken from another thread or the shared
+                # cache may predate the same revocation: its 401 leads to a login of our own,
+                # and a 401 after that login is final.
+                token, logged_in_afresh = self._renew_after_401(token, fresh=renewed)
+                renewed = True
                 continue
             if response.status_code < 400:
                 return response

@@ -135,6 +135,21 @@ def test_after_revocation_a_second_process_adopts_the_renewed_token(fake: FakeCl
     assert second.transport.authentications == 0
 
 
+def test_a_cached_token_revoked_too_leads_to_a_login_of_its_own(fake: FakeCloud) -> None:
+    fake.route("GET", "/compute/v2.1/servers/s1", lambda c: (200, {}, {"server": SERVER}))
+    cache = MemoryTokenCache()
+    first, _ = make_client(fake, token_cache=cache)
+    second, _ = make_client(fake, token_cache=cache)
+    first.get_server("s1")
+    second.get_server("s1")  # the same token, from the cache
+    fake.revoke_all()
+    first.get_server("s1")  # 401, logs in, publishes a second token
+    fake.revoke_all()  # which is revoked as well before the second process uses it
+    assert second.get_server("s1").id == "s1"  # 401, cached token 401, then its own login
+    assert len(fake.auth_calls()) == 3
+    assert second.transport.authentications == 1
+
+
 def test_project_scope_gets_its_own_token_and_is_cached(fake: FakeCloud) -> None:
     fake.route("GET", "/compute/v2.1/servers/s1", lambda c: (200, {}, {"server": SERVER}))
     client, _ = make_client(fake)
