@@ -39,3 +39,9 @@ def test_the_index_shows_the_dashboard_and_links_the_status_page(operator: Clien
     assert reverse("admin:portal_status") in html
     status = operator.get(reverse("admin:portal_status"))
     assert status.status_code == 200
+
+
+def test_the_staff_login_page_has_a_heading_and_the_language_switch(client: Client) -> None:
+    page = client.get(reverse("admin:login")).content.decode()
+    assert "<h1>Staff console login</h1>" in page or "<h1>운영 콘솔 로그인</h1>" in page
+    assert 'name="language"' in page
