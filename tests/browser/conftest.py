@@ -161,18 +161,25 @@ def leaks(stack: Stack, journeys: list[Journey], *, database: bool = True) -> li
     )
 
 
+_ARTIFACTS_CLEARED: list[bool] = []
+
+
 @pytest.fixture(scope="package")
 def stack(
     django_db_setup: Any, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     from devcloud.testing import start_devcloud
 
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
+    # Once per session: pytest-django's reordering can set the package up twice in a full run,
+    # and the second set-up must not delete what the first journeys saved.
+    if not _ARTIFACTS_CLEARED:
+        if ARTIFACTS.exists():
+            shutil.rmtree(ARTIFACTS)
+        AXE_RESULTS.clear()
+        NARROW_CHECKED.clear()
+        _ARTIFACTS_CLEARED.append(True)
     logs_dir = ARTIFACTS / "logs"
-    logs_dir.mkdir(parents=True)
-    AXE_RESULTS.clear()
-    NARROW_CHECKED.clear()
+    logs_dir.mkdir(parents=True, exist_ok=True)
     work = tmp_path_factory.mktemp("browser-stack")
     devcloud = start_devcloud(
         work / "devcloud", build_seconds=BUILD_SECONDS, extra_args=["--verbose"]
@@ -261,7 +268,8 @@ def stack(
             log.close()
         devcloud.stop()
         if devcloud.log_path.exists():
-            shutil.copy(devcloud.log_path, logs_dir / "devcloud.log")
+            with (logs_dir / "devcloud.log").open("ab") as kept:
+                kept.write(devcloud.log_path.read_bytes())
         (ARTIFACTS / "axe.md").write_text(axe_table())
         for key, value in saved.items():
             setattr(settings, key, value)

@@ -10,7 +10,11 @@ from tests.browser.conftest import JOURNEYS, TYPED_PASSWORDS, Stack, leaks
 from tests.secret_scan import scan
 
 
-def test_no_credential_is_in_any_log_page_or_cookie_of_the_journeys(stack: Stack) -> None:
+def test_no_credential_is_in_any_log_page_or_cookie_of_the_journeys(
+    stack: Stack, browser_name: str
+) -> None:
+    # browser_name: pytest-playwright's parameter keeps this test in the journeys' group when
+    # pytest reorders tests by parameter, so the package's deployment is set up only once.
     pages = [p for j in JOURNEYS for p in j.html_saved]
     assert pages, "nothing to look through: run the whole tests/browser package"
     assert all(log.stat().st_size > 0 for log in stack.logs), stack.logs
