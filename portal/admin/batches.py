@@ -126,6 +126,11 @@ class BatchAdmin(MirrorAdmin):
         counts: dict[str, int] = {}
         for op in rows:
             counts[op.state] = counts.get(op.state, 0) + 1
+        # The figures shown come from these rows: the batch's stored counters were read by
+        # another query and can be a commit behind them (the bar then stopped short of 100 %).
+        batch.succeeded = counts.get(Operation.State.SUCCEEDED, 0)
+        batch.failed = counts.get(Operation.State.FAILED, 0)
+        batch.cancelled = counts.get(Operation.State.CANCELLED, 0)
         active = any(op.state in Operation.ACTIVE_STATES for op in rows)
         key, text = milestone(batch, active)
         context = {
