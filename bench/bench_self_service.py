@@ -21,17 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from portal_site import ROOT, setup
+from portal_site import ROOT, free_port, setup, wait_for_bare_view
 
 BENCH_DIR = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_data(others: int, prefix: str) -> tuple[str, int]:
@@ -166,17 +158,7 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/bench/bare", headers={"Host": "localhost"})
-            if connection.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("gunicorn did not answer")
+    return wait_for_bare_view(process, port, timeout=30, interval=0.1)
 
 
 def main() -> None:

@@ -283,16 +283,8 @@ def make_batch_soldiers(count: int) -> list[Any]:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    from portal_site import ROOT
+    from portal_site import ROOT, wait_for_bare_view
 
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "codesquare/gunicorn.conf.py")],
@@ -312,17 +304,7 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/bench/bare", headers={"Host": "localhost"})
-            if connection.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("gunicorn did not answer")
+    return wait_for_bare_view(process, port, timeout=60, interval=0.2)
 
 
 def lockout_check(
@@ -517,7 +499,7 @@ def main() -> int:
     os.environ["DATABASE_URL"] = database_url
     began = time.monotonic()
 
-    from portal_site import ROOT, setup, start_workers, stop
+    from portal_site import ROOT, free_port, setup, start_workers, stop
 
     # Persistent connections as .env.example recommends; the worker follows operations quickly.
     devcloud, env = setup(

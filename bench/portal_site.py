@@ -7,10 +7,13 @@ the running devcloud.
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +79,26 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         process.terminate()
     for process in processes:
         process.wait(timeout=15)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_bare_view(
+    process: subprocess.Popen[bytes], port: int, *, timeout: float, interval: float
+) -> subprocess.Popen[bytes]:
+    """The gunicorn ``process`` once its /bench/bare answers 200; stopped after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/bench/bare", headers={"Host": "localhost"})
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(interval)
+    process.terminate()
+    raise SystemExit("gunicorn did not answer")
