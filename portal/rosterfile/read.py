@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from portal import validation
+from portal.errors import Refusal
 
 MAX_COLUMNS = 64
 # A worksheet expands to far more than the zip's size; refuse archives declaring more than this.
@@ -30,17 +30,8 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (Excel 97-2003)
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-class RosterFileError(Exception):
+class RosterFileError(Refusal):
     """The file as a whole cannot be read; ``str()`` is a sentence for people."""
-
-    def __init__(self, message: str | Promise, **params: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.params = params
-
-    def __str__(self) -> str:
-        text = str(self.message)
-        return text % self.params if self.params else text
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 
 from portal import cloud
+from portal.errors import Refusal
 from portal.models import Instance, Operation, PowerState, Soldier, VmTemplate
 from portal.openstack import errors
 from portal.openstack.types import ServerStatus
@@ -30,15 +31,11 @@ class CloudLoginUnavailable(Exception):
     judged, so this is not a failed login."""
 
 
-class LoginRefused(Exception):
+class LoginRefused(Refusal):
     """Keystone accepted the credentials but the portal does not serve this account.
 
     ``message`` is a gettext msgid, translated when shown.
     """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
