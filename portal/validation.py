@@ -181,11 +181,7 @@ def portal_cloud_username() -> str:
 
 def reserved_usernames() -> frozenset[str]:
     """Names a soldier may not take: the cloud's own users, the portal's, and the configured."""
-    extra = {
-        n.strip().lower()
-        for n in getattr(settings, "OPENSTACK_RESERVED_USERNAMES", [])
-        if n.strip()
-    }
+    extra = {n.strip().lower() for n in settings.OPENSTACK_RESERVED_USERNAMES if n.strip()}
     own = portal_cloud_username()
     return CLOUD_USERNAMES | extra | ({own} if own else set())
 
@@ -356,7 +352,7 @@ def server_name_problem(value: str) -> Problem | None:
 
 def zone_problem(zone: str) -> Problem | None:
     """A VM's availability zone must be one the portal may use (``OPENSTACK_ALLOWED_ZONES``)."""
-    allowed = [str(z) for z in getattr(settings, "OPENSTACK_ALLOWED_ZONES", ()) if z]
+    allowed = [str(z) for z in settings.OPENSTACK_ALLOWED_ZONES if z]
     if zone and allowed and zone not in allowed:
         return Problem(
             gettext_noop(

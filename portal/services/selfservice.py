@@ -74,11 +74,11 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
 
 
 def live_vm_limit() -> int:
-    return int(getattr(settings, "SELFSERVICE_LIVE_VM_LIMIT", 1))
+    return int(settings.SELFSERVICE_LIVE_VM_LIMIT)
 
 
 def soldier_delete_allowed() -> bool:
-    return bool(getattr(settings, "SELFSERVICE_SOLDIER_DELETE", False))
+    return bool(settings.SELFSERVICE_SOLDIER_DELETE)
 
 
 def soldier_live_instances(soldier: Soldier) -> QuerySet[Instance]:
