@@ -25,8 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.functional import Promise
-from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+
+from portal.errors import render
 
 SERVICE_NUMBER_MAX_LENGTH = 32  # Soldier.service_number
 KEYSTONE_USER_NAME_MAX_LENGTH = 255  # Keystone's user name column
@@ -179,11 +181,7 @@ def portal_cloud_username() -> str:
 
 def reserved_usernames() -> frozenset[str]:
     """Names a soldier may not take: the cloud's own users, the portal's, and the configured."""
-    extra = {
-        n.strip().lower()
-        for n in getattr(settings, "OPENSTACK_RESERVED_USERNAMES", [])
-        if n.strip()
-    }
+    extra = {n.strip().lower() for n in settings.OPENSTACK_RESERVED_USERNAMES if n.strip()}
     own = portal_cloud_username()
     return CLOUD_USERNAMES | extra | ({own} if own else set())
 
@@ -274,14 +272,17 @@ def check_service_dates(enlisted_on: date | None, discharge_on: date | None) -> 
 
 @dataclass(frozen=True)
 class Problem:
-    """A reason the cloud or the portal would refuse, for people: a msgid and its placeholders."""
+    """A reason the cloud or the portal would refuse, for people: a msgid and its placeholders.
+
+    A value the rules return, not an exception: a service raises it as its own ``Refusal`` (or
+    ``OperationRefused``) with the same message and params, and it reads the same either way.
+    """
 
     message: str
     params: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        text = gettext(self.message)
-        return text % self.params if self.params else text
+        return render(self.message, self.params)
 
 
 def problem_of(error: ValidationError) -> Problem:
@@ -351,7 +352,7 @@ def server_name_problem(value: str) -> Problem | None:
 
 def zone_problem(zone: str) -> Problem | None:
     """A VM's availability zone must be one the portal may use (``OPENSTACK_ALLOWED_ZONES``)."""
-    allowed = [str(z) for z in getattr(settings, "OPENSTACK_ALLOWED_ZONES", ()) if z]
+    allowed = [str(z) for z in settings.OPENSTACK_ALLOWED_ZONES if z]
     if zone and allowed and zone not in allowed:
         return Problem(
             gettext_noop(

@@ -25,13 +25,14 @@ from portal.admin.helpers import (
 )
 from portal.admin.live import live_response
 from portal.models import Batch, Instance, Operation
+from portal.services.roster_imports import BATCH_KIND as ROSTER_BATCH_KIND
 
 # A batch's kind is the action it ran: an operation kind or a VM power action.
 KIND_LABELS: dict[str, Any] = {
     **{str(a): label for a, label in Instance.Action.choices},
     **dict(Operation.Kind.choices),
     # A roster's onboarding batch; without it the page title showed the raw "roster_import".
-    services.roster.BATCH_KIND: gettext_lazy("Import roster"),
+    ROSTER_BATCH_KIND: gettext_lazy("Import roster"),
 }
 
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 
 from portal import services
 from portal.admin import confirm
+from portal.admin.exports import InstanceExportMixin
 from portal.admin.filters import (
     FailedOperationsFilter,
     HasDriftFilter,
@@ -33,7 +34,6 @@ from portal.admin.helpers import (
     status_badge,
 )
 from portal.admin.inlines import FloatingIPInline, OperationInline
-from portal.admin.roster import InstanceExportMixin
 from portal.models import Instance, Operation
 from portal.status import Audience, merged_status, power_state_label
 from portal.templatetags.portal_ui import uptime

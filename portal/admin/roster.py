@@ -1,24 +1,22 @@
-"""Roster import and exports in the staff console, as mixins for the Soldier and Instance admins.
+"""Roster import in the staff console, as a mixin for the Soldier admin.
 
 ``RosterAdminMixin`` adds to the Soldier admin: Import roster (upload → preview → confirm, custom
-views from ``get_urls`` wrapped in ``admin_site.admin_view``) and the exports. The views only
-parse, authorize, call one service of ``portal.services.roster`` and render; the rules live in
-``portal.roster`` and ``portal.validation``. Everything here calls ``super()``, so the mixins
-stack with the rest of the console.
+views from ``get_urls`` wrapped in ``admin_site.admin_view``) and, through
+``portal.admin.exports``, the soldier exports. The views only parse, authorize, call one service
+of ``portal.services.roster_imports`` and render; the rules live in ``portal.rosterfile`` and
+``portal.validation``. Everything here calls ``super()``, so the mixins stack with the rest of
+the console.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.options import IS_POPUP_VAR, Action, ActionLocation
-from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -28,19 +26,14 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from portal import roster, services
+from portal import services
+from portal.admin.exports import SoldierExportMixin
 from portal.admin.helpers import can_operate
 from portal.models import RosterUpload
-from portal.roster import RosterFileError
+from portal.rosterfile.columns import COLUMNS
+from portal.rosterfile.read import RosterFileError
+from portal.rosterfile.rows import Action, Preview
 
-if TYPE_CHECKING:
-    from django.contrib import admin
-
-    _ModelAdmin = admin.ModelAdmin[Any]
-else:
-    _ModelAdmin = object
-
-FORMATS = ("csv", "xlsx")
 # Room for the multipart envelope and the CSRF token around the file itself.
 _FORM_OVERHEAD_BYTES = 64 * 1024
 
@@ -73,100 +66,8 @@ def _too_big_message(size: int, limit: int) -> str:
     ) % {"size": size // 1024, "limit": limit // 1024}
 
 
-class ExportMixin(_ModelAdmin):
-    """CSV and Excel exports of the changelist as filtered, and of the selected rows."""
-
-    export_stem = "export"
-
-    def export_file(self, queryset: QuerySet[Any], file_format: str) -> services.roster.ExportFile:
-        raise NotImplementedError
-
-    def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "export/<str:file_format>/",
-                self.admin_site.admin_view(self.export_view),
-                name="{}_{}_export".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        # The export links carry the changelist's filters, search and ordering (not its page).
-        query = request.GET.copy()
-        for name in ("p", ERROR_FLAG):
-            query.pop(name, None)
-        context = {
-            "export_query": f"?{query.urlencode()}" if query else "",
-            **(extra_context or {}),
-        }
-        return super().changelist_view(request, extra_context=context)
-
-    def export_view(self, request: HttpRequest, file_format: str) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        if file_format not in FORMATS:
-            raise PermissionDenied
-        from django.contrib.admin.options import IncorrectLookupParameters
-
-        try:
-            changelist = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            info = self.opts.app_label, self.opts.model_name
-            return HttpResponseRedirect(
-                reverse("admin:{}_{}_changelist".format(*info)) + f"?{ERROR_FLAG}=1"
-            )
-        return self._file_response(self.export_file(changelist.queryset, file_format))
-
-    @staticmethod
-    def _file_response(export: services.roster.ExportFile) -> HttpResponse:
-        response = HttpResponse(export.content, content_type=export.content_type)
-        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
-        return response
-
-    def get_actions(
-        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
-    ) -> dict[str, Any]:
-        actions = super().get_actions(request, action_location=action_location)
-        if self.actions is None or IS_POPUP_VAR in request.GET:
-            return actions
-        # Viewers export with the links above the list (filtered like it); the action menu
-        # stays empty for them, as it does for every console action.
-        if action_location == ActionLocation.CHANGE_LIST and can_operate(request):
-            for name, description in (
-                ("export_selected_csv", _("Export selected %(verbose_name_plural)s (CSV)")),
-                ("export_selected_xlsx", _("Export selected %(verbose_name_plural)s (Excel)")),
-            ):
-                func = getattr(type(self), name)
-                actions[name] = Action(
-                    func=func,
-                    name=name,
-                    description=str(description),
-                    plural_description=str(description),
-                    locations=[ActionLocation.CHANGE_LIST],
-                )
-        return actions
-
-    def export_selected_csv(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse:
-        return self._file_response(self.export_file(queryset, "csv"))
-
-    def export_selected_xlsx(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse:
-        return self._file_response(self.export_file(queryset, "xlsx"))
-
-
-class InstanceExportMixin(ExportMixin):
-    def export_file(self, queryset: QuerySet[Any], file_format: str) -> services.roster.ExportFile:
-        return services.instances_export(instances=queryset, file_format=file_format)
-
-
-class RosterAdminMixin(ExportMixin):
-    """Import roster (dry run first, then one batch) and the soldier exports."""
-
-    def export_file(self, queryset: QuerySet[Any], file_format: str) -> services.roster.ExportFile:
-        return services.soldiers_export(soldiers=queryset, file_format=file_format)
+class RosterAdminMixin(SoldierExportMixin):
+    """Import roster (dry run first, then one batch); the soldier exports come with it."""
 
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
@@ -241,7 +142,7 @@ class RosterAdminMixin(ExportMixin):
             "title": title,
             "max_rows": int(settings.ROSTER_MAX_ROWS),
             "max_kib": int(settings.ROSTER_MAX_UPLOAD_BYTES) // 1024,
-            "columns": roster.COLUMNS,
+            "columns": COLUMNS,
             **extra,
         }
 
@@ -283,16 +184,15 @@ class RosterAdminMixin(ExportMixin):
         self,
         request: HttpRequest,
         upload: RosterUpload,
-        preview: roster.Preview,
+        preview: Preview,
         *,
         error: str = "",
     ) -> HttpResponse:
         show = request.GET.get("show", "")
-        rows = [r for r in preview.rows if r.action == show] if show in roster.Action.ALL else None
+        rows = [r for r in preview.rows if r.action == show] if show in Action.ALL else None
         totals = preview.totals
         filters = [("", gettext("All rows"), len(preview.rows))] + [
-            (action, str(roster.Action.LABELS[action]), totals[action])
-            for action in roster.Action.ALL
+            (action, str(Action.LABELS[action]), totals[action]) for action in Action.ALL
         ]
         return TemplateResponse(
             request,
@@ -306,7 +206,7 @@ class RosterAdminMixin(ExportMixin):
                 show=show if rows is not None else "",
                 filters=filters,
                 totals=totals,
-                writes=totals[roster.Action.CREATE] + totals[roster.Action.UPDATE],
+                writes=totals[Action.CREATE] + totals[Action.UPDATE],
                 confirm_form=RosterConfirmForm(
                     initial={"sha256": upload.sha256, "digest": preview.digest}
                 ),
@@ -373,8 +273,8 @@ class RosterAdminMixin(ExportMixin):
             % {
                 "created": result.created,
                 "updated": result.updated,
-                "unchanged": totals[roster.Action.UNCHANGED],
-                "rejected": totals[roster.Action.REJECTED],
+                "unchanged": totals[Action.UNCHANGED],
+                "rejected": totals[Action.REJECTED],
                 "queued": result.queued,
             },
             messages.SUCCESS,

@@ -37,6 +37,7 @@ from portal.services.engine import (
     operation_run,
     step_reached,
 )
+from portal.services.exports import instances_export, soldiers_export
 from portal.services.instances import (
     FIP_DESCRIPTION_PREFIX,
     REQUEST_TAG_KEY,
@@ -76,15 +77,13 @@ from portal.services.preflight import (
     launch_preflight,
 )
 from portal.services.reconcile import cloud_reconcile
-from portal.services.roster import (
+from portal.services.roster_imports import (
     RosterImport,
     RosterRefused,
     RosterStale,
-    instances_export,
     roster_import,
     roster_preview,
     roster_upload_store,
-    soldiers_export,
 )
 from portal.services.scheduler import TickReport, operations_resume_stale, scheduler_tick
 from portal.services.selfservice import (

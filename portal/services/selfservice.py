@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 
 from portal import cloud
+from portal.errors import Refusal
 from portal.models import Instance, Operation, PowerState, Soldier, VmTemplate
 from portal.openstack import errors
 from portal.openstack.types import ServerStatus
@@ -30,15 +31,11 @@ class CloudLoginUnavailable(Exception):
     judged, so this is not a failed login."""
 
 
-class LoginRefused(Exception):
+class LoginRefused(Refusal):
     """Keystone accepted the credentials but the portal does not serve this account.
 
     ``message`` is a gettext msgid, translated when shown.
     """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
@@ -77,11 +74,11 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
 
 
 def live_vm_limit() -> int:
-    return int(getattr(settings, "SELFSERVICE_LIVE_VM_LIMIT", 1))
+    return int(settings.SELFSERVICE_LIVE_VM_LIMIT)
 
 
 def soldier_delete_allowed() -> bool:
-    return bool(getattr(settings, "SELFSERVICE_SOLDIER_DELETE", False))
+    return bool(settings.SELFSERVICE_SOLDIER_DELETE)
 
 
 def soldier_live_instances(soldier: Soldier) -> QuerySet[Instance]:

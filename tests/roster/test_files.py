@@ -9,15 +9,16 @@ from datetime import date, datetime
 import openpyxl
 import pytest
 
-from portal import roster
-from portal.roster import RosterFileError
+from portal.rosterfile.columns import map_headers
+from portal.rosterfile.read import RosterFileError, Table, read_table
+from portal.rosterfile.write import csv_bytes, xlsx_bytes
 from tests.roster.conftest import HEADERS_KO, csv_file, xlsx_file
 
 ROWS = [HEADERS_KO, ["22-71234567", "김똠방", "제1대대", "2024.03.05", "20250904"]]
 
 
-def read(data: bytes, name: str = "roster.csv", max_rows: int = 100) -> roster.Table:
-    return roster.read_table(data, filename=name, max_rows=max_rows)
+def read(data: bytes, name: str = "roster.csv", max_rows: int = 100) -> Table:
+    return read_table(data, filename=name, max_rows=max_rows)
 
 
 def test_a_cp949_csv_with_a_syllable_euc_kr_lacks_is_read_as_cp949() -> None:
@@ -93,26 +94,26 @@ def test_an_xlsx_with_wrong_stored_dimensions_is_read_whole() -> None:
     ],
 )
 def test_headers_are_found_in_korean_or_english_in_any_order(headers: list[str]) -> None:
-    columns = roster.map_headers(headers)
+    columns = map_headers(headers)
     assert set(columns.index) == {"service_number", "name", "unit", "enlisted_on", "discharge_on"}
     assert columns.ignored == []
 
 
 def test_unknown_headers_are_listed_as_ignored() -> None:
-    columns = roster.map_headers(["군번", "이름", "비고", "계급"])
+    columns = map_headers(["군번", "이름", "비고", "계급"])
     assert columns.ignored == ["비고", "계급"]
 
 
 def test_a_header_row_without_service_numbers_is_refused_naming_what_it_found() -> None:
     with pytest.raises(RosterFileError) as refused:
-        roster.map_headers(["이름", "소속"])
+        map_headers(["이름", "소속"])
     assert "군번" in str(refused.value)
     assert "이름, 소속" in str(refused.value)
 
 
 def test_a_column_given_twice_is_refused() -> None:
     with pytest.raises(RosterFileError, match="twice"):
-        roster.map_headers(["군번", "이름", "name"])
+        map_headers(["군번", "이름", "name"])
 
 
 @pytest.mark.parametrize(
@@ -158,7 +159,7 @@ def test_an_excel_text_prefix_before_a_formula_sign_is_dropped() -> None:
 
 
 def test_the_csv_export_starts_with_a_bom_and_keeps_formulas_as_text() -> None:
-    data = roster.csv_bytes(["군번", "이름"], [["S-1", "=HYPERLINK(1)"], ["S-2", date(2025, 1, 2)]])
+    data = csv_bytes(["군번", "이름"], [["S-1", "=HYPERLINK(1)"], ["S-2", date(2025, 1, 2)]])
     assert data.startswith(b"\xef\xbb\xbf")
     assert data.decode("utf-8-sig").splitlines() == [
         "군번,이름",
@@ -168,7 +169,7 @@ def test_the_csv_export_starts_with_a_bom_and_keeps_formulas_as_text() -> None:
 
 
 def test_the_xlsx_export_writes_text_as_text_and_dates_as_dates() -> None:
-    data = roster.xlsx_bytes(
+    data = xlsx_bytes(
         ["군번", "이름", "전역일"], [["S-1", "=1+1", date(2025, 1, 2)]], title="soldiers"
     )
     sheet = openpyxl.load_workbook(io.BytesIO(data)).active

@@ -14,8 +14,10 @@ from django.urls import reverse
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from portal import roster
 from portal.models import Batch, Operation, RosterUpload, Soldier
+from portal.rosterfile.read import _cell
+from portal.rosterfile.rows import Action, RosterContext, RosterRowForm
+from portal.rosterfile.write import _ILLEGAL_XML
 from tests.integration.conftest import unique
 from tests.roster.conftest import HEADERS_KO, Importer, xlsx_file
 
@@ -123,7 +125,7 @@ def xlsx_of(headers: list[Any], rows: list[list[Any]]) -> bytes:
     def cell(value: Any) -> Any:
         # openpyxl itself refuses control characters and some floats; those cannot be in a file.
         if isinstance(value, str):
-            return roster._ILLEGAL_XML.sub("", value)
+            return _ILLEGAL_XML.sub("", value)
         if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
             return str(value)
         return value
@@ -191,7 +193,7 @@ def test_arbitrary_cells_never_cause_a_server_error_and_the_dry_run_writes_nothi
     )
 )
 def test_the_row_form_decides_every_row_without_raising(data: dict[str, Any]) -> None:
-    context = roster.RosterContext(
+    context = RosterContext(
         soldiers={},
         soldier_usernames={},
         account_usernames=frozenset(),
@@ -200,10 +202,10 @@ def test_the_row_form_decides_every_row_without_raising(data: dict[str, Any]) ->
         prefix="cs-",
         today=date(2025, 1, 1),
     )
-    cells = {k: roster._cell(v) for k, v in data.items()}
-    result = roster.RosterRowForm(cells, context=context, present=set(cells)).result(2)
-    assert result.action in (roster.Action.CREATE, roster.Action.REJECTED)
-    assert (result.action == roster.Action.REJECTED) == bool(result.errors)
+    cells = {k: _cell(v) for k, v in data.items()}
+    result = RosterRowForm(cells, context=context, present=set(cells)).result(2)
+    assert result.action in (Action.CREATE, Action.REJECTED)
+    assert (result.action == Action.REJECTED) == bool(result.errors)
 
 
 @PROPERTY
@@ -215,7 +217,7 @@ def test_a_confirmation_that_no_longer_matches_what_was_previewed_writes_nothing
     response = importer.upload(csv_of(headers, rows, "utf-8"), "roster.csv")
     assume(response.status_code == 302)
     preview = importer.client.get(response["Location"])
-    creates = [r for r in preview.context["preview"].rows if r.action == roster.Action.CREATE]
+    creates = [r for r in preview.context["preview"].rows if r.action == Action.CREATE]
     assume(creates)
     initial = preview.context["confirm_form"].initial
     fields = {"sha256": initial["sha256"], "digest": initial["digest"]}
@@ -250,5 +252,5 @@ def test_a_nul_in_a_cell_the_preview_looks_up_is_a_rejected_row_not_a_500(
     before = writes()
     preview = importer.preview(csv_of(headers, [row], "utf-8"))
     assert preview.status_code == 200
-    assert [r.action for r in preview.context["preview"].rows] == [roster.Action.REJECTED]
+    assert [r.action for r in preview.context["preview"].rows] == [Action.REJECTED]
     assert writes() == before

@@ -566,11 +566,12 @@ def test_a_10000_row_file_is_refused_whole_at_the_default_limit(
 def test_a_soldier_added_by_someone_else_during_the_confirmation_is_refused_cleanly(
     world: dict[str, Any], importer: Importer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from portal.services import roster as roster_service
+    from portal.rosterfile.rows import RowKeys
+    from portal.services import roster_imports as roster_service
 
     preview = importer.preview(csv_file([HEADERS_KO, ["NEW-1", "새", "", "", ""]]))
     # The race: the confirmation's checks saw the database before another request's commit.
-    seen = roster_service.roster_context(roster_service.roster.RowKeys({"NEW-1"}, {"new-1"}, set()))
+    seen = roster_service.roster_context(RowKeys({"NEW-1"}, {"new-1"}, set()))
     monkeypatch.setattr(roster_service, "roster_context", lambda keys: seen)
     soldier("NEW-1", "new-1", name="먼저 온 사람")
     before = counts()

@@ -1,4 +1,4 @@
-"""Roster import (a cohort from the unit's spreadsheet) and the soldier and VM exports.
+"""Roster import: a cohort of soldiers from the unit's spreadsheet.
 
 An import is two steps. ``roster_upload_store`` keeps the file; ``roster_preview`` reads it and
 says what each row would do, writing nothing and calling no cloud. ``roster_import`` reads the
@@ -12,9 +12,8 @@ are loaded with a few bulk queries per 500 rows, never one query per row.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,13 +21,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from portal import roster, status, validation
+from portal import validation
 from portal.models import (
     Batch,
     Instance,
@@ -38,7 +36,17 @@ from portal.models import (
     seoul_today,
 )
 from portal.openstack.types import ServerStatus
-from portal.roster import RosterFileError
+from portal.rosterfile.columns import map_headers
+from portal.rosterfile.read import RosterFileError, read_table
+from portal.rosterfile.rows import (
+    Action,
+    KnownSoldier,
+    Preview,
+    RosterContext,
+    RowKeys,
+    row_keys,
+    validate_table,
+)
 from portal.services.engine import OperationRefused
 from portal.services.instances import instance_launch
 from portal.services.onboarding import soldier_create, soldier_onboard
@@ -54,7 +62,7 @@ class RosterRefused(OperationRefused):
 class RosterStale(RosterRefused):
     """The data changed since the preview; ``preview`` is what a confirmation would do now."""
 
-    def __init__(self, preview: roster.Preview) -> None:
+    def __init__(self, preview: Preview) -> None:
         super().__init__(
             gettext_noop(
                 "Soldiers, accounts or templates changed since this preview was shown, so "
@@ -88,7 +96,7 @@ def roster_upload_store(*, uploaded_by: Any, filename: str, data: bytes) -> Rost
             limit=limit // 1024,
         )
     # A file that is no roster at all is refused now, on the upload form, and not kept.
-    roster.map_headers(roster.read_table(data, filename=filename, max_rows=_max_rows()).headers)
+    map_headers(read_table(data, filename=filename, max_rows=_max_rows()).headers)
     RosterUpload.objects.filter(created_at__lt=timezone.now() - _ttl()).delete()
     return RosterUpload.objects.create(
         uploaded_by=uploaded_by,
@@ -99,7 +107,7 @@ def roster_upload_store(*, uploaded_by: Any, filename: str, data: bytes) -> Rost
     )
 
 
-def roster_preview(*, upload: RosterUpload) -> roster.Preview:
+def roster_preview(*, upload: RosterUpload) -> Preview:
     """What importing the upload would do, row by row; writes nothing, calls no cloud.
 
     Raises ``RosterFileError`` for a file that cannot be read as a roster at all.
@@ -107,10 +115,10 @@ def roster_preview(*, upload: RosterUpload) -> roster.Preview:
     data = bytes(upload.data)
     if hashlib.sha256(data).hexdigest() != upload.sha256:
         raise RosterFileError(_("The stored file does not match its checksum; upload it again."))
-    table = roster.read_table(data, filename=upload.filename, max_rows=_max_rows())
-    columns = roster.map_headers(table.headers)
-    context = roster_context(roster.row_keys(table, columns))
-    preview = roster.validate_table(table, columns, context)
+    table = read_table(data, filename=upload.filename, max_rows=_max_rows())
+    columns = map_headers(table.headers)
+    context = roster_context(row_keys(table, columns))
+    preview = validate_table(table, columns, context)
     preview.digest = hashlib.sha256(f"{upload.sha256}:{preview.digest}".encode()).hexdigest()
     return preview
 
@@ -121,7 +129,7 @@ def _chunks[T](items: Iterable[T]) -> Iterator[list[T]]:
         yield items[start : start + CHUNK]
 
 
-def roster_context(keys: roster.RowKeys) -> roster.RosterContext:
+def roster_context(keys: RowKeys) -> RosterContext:
     """Everything the rows are checked against, in a few queries per CHUNK rows."""
     known: dict[str, dict[str, Any]] = {}
     for numbers in _chunks(sorted(keys.service_numbers)):
@@ -162,9 +170,9 @@ def roster_context(keys: roster.RowKeys) -> roster.RosterContext:
             .filter(lowered__in=names)
             .values_list("lowered", flat=True)
         )
-    return roster.RosterContext(
+    return RosterContext(
         soldiers={
-            number: roster.KnownSoldier(
+            number: KnownSoldier(
                 pk=row["pk"],
                 service_number=number,
                 name=row["name"],
@@ -190,7 +198,7 @@ def roster_context(keys: roster.RowKeys) -> roster.RosterContext:
 class RosterImport:
     """What a confirmed import did."""
 
-    preview: roster.Preview
+    preview: Preview
     batch: Batch | None
     created: int = 0
     updated: int = 0
@@ -249,10 +257,10 @@ def _import(*, upload: RosterUpload, sha256: str, digest: str, requested_by: Any
     return result
 
 
-def _write(preview: roster.Preview, requested_by: Any) -> RosterImport:
+def _write(preview: Preview, requested_by: Any) -> RosterImport:
     result = RosterImport(preview=preview, batch=None)
     soldiers: dict[int, Soldier] = {}  # by row number
-    creates = [r for r in preview.rows if r.action == roster.Action.CREATE]
+    creates = [r for r in preview.rows if r.action == Action.CREATE]
     user_model = get_user_model()
     users = []
     for row in creates:
@@ -270,9 +278,7 @@ def _write(preview: roster.Preview, requested_by: Any) -> RosterImport:
         )
     result.created = len(creates)
 
-    known_rows = [
-        r for r in preview.rows if r.action == roster.Action.UPDATE and r.soldier_pk is not None
-    ]
+    known_rows = [r for r in preview.rows if r.action == Action.UPDATE and r.soldier_pk is not None]
     known: dict[int, Soldier] = {}
     for pks in _chunks(r.soldier_pk for r in known_rows if r.soldier_pk is not None):
         known.update(Soldier.objects.select_for_update().in_bulk(pks))
@@ -322,126 +328,3 @@ def _write(preview: roster.Preview, requested_by: Any) -> RosterImport:
     result.batch = batch
     result.queued = batch.total
     return result
-
-
-# --- exports -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    filename: str
-    content_type: str
-    content: bytes
-
-
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-
-
-def _export_file(
-    stem: str, file_format: str, headers: Sequence[Any], rows: Iterable[Sequence[Any]]
-) -> ExportFile:
-    stamp = status.to_seoul(timezone.now()).strftime("%Y%m%d-%H%M")
-    if file_format == "xlsx":
-        content = roster.xlsx_bytes(headers, rows, title=stem)
-    elif file_format == "csv":
-        content = roster.csv_bytes(headers, rows)
-    else:
-        raise ValueError(f"unknown export format {file_format!r}")
-    return ExportFile(f"{stem}-{stamp}.{file_format}", CONTENT_TYPES[file_format], content)
-
-
-def _live_instances() -> QuerySet[Instance]:
-    return (
-        Instance.objects.select_related("pending_operation")
-        .filter(deleted_outside_portal=False)
-        .exclude(status=ServerStatus.DELETED)
-        .order_by("created_at", "pk")
-    )
-
-
-SOLDIER_EXPORT_EXTRA = (
-    _("State"),
-    _("Project"),
-    _("VMs"),
-    _("VM status"),
-    _("Floating IPs"),
-    _("Cloud access kept until"),
-)
-
-
-def soldiers_export(*, soldiers: QuerySet[Soldier], file_format: str) -> ExportFile:
-    """The soldiers as a roster the import reads back unchanged, plus their cloud state."""
-    headers = [
-        *(roster.COLUMN_BY_KEY[k].label for k in ("service_number", *roster.SOLDIER_FIELDS)),
-        roster.COLUMN_BY_KEY["username"].label,
-        *SOLDIER_EXPORT_EXTRA,
-    ]
-    queryset = soldiers.select_related("project").prefetch_related(
-        Prefetch("instances", queryset=_live_instances(), to_attr="live_instances")
-    )
-
-    def rows() -> Iterator[list[Any]]:
-        for soldier in queryset.iterator(chunk_size=CHUNK):
-            instances: list[Instance] = soldier.live_instances
-            project = getattr(soldier, "project", None)
-            yield [
-                soldier.service_number,
-                soldier.name,
-                soldier.unit,
-                soldier.enlisted_on,
-                soldier.discharge_on,
-                soldier.keystone_user_name,
-                soldier.get_state_display(),
-                project.name if project else "",
-                len(instances),
-                "; ".join(
-                    f"{i.name}: {status.merged_status(i, audience=status.Audience.STAFF).label}"
-                    for i in instances
-                ),
-                ", ".join(i.floating_ip for i in instances if i.floating_ip),
-                soldier.discharge_postponed_until,
-            ]
-
-    return _export_file("soldiers", file_format, headers, rows())
-
-
-def instances_export(*, instances: QuerySet[Instance], file_format: str) -> ExportFile:
-    """Every mirrored field of the VMs; times in KST and as ISO 8601 UTC."""
-    fields = list(Instance._meta.concrete_fields)
-    headers: list[Any] = []
-    for f in fields:
-        label = str(f.verbose_name)
-        if f.get_internal_type() == "DateTimeField":
-            headers += [f"{label} (KST)", f"{label} (UTC)"]
-        else:
-            headers.append(label)
-    headers.append(_("Merged status"))
-    queryset = instances.select_related("project", "owner", "template", "pending_operation")
-
-    def value(instance: Instance, f: Any) -> list[Any]:
-        raw = getattr(instance, f.attname)
-        if f.get_internal_type() == "DateTimeField":
-            return [status.format_kst(raw, seconds=True), status.iso_utc(raw) if raw else ""]
-        if f.name == "pending_operation":
-            return [raw or ""]
-        if f.is_relation:
-            related = getattr(instance, f.name)
-            return ["" if related is None else str(related)]
-        if f.name == "power_state":
-            return [status.power_state_label(raw) if raw is not None else ""]
-        if isinstance(raw, list | dict):
-            return [json.dumps(raw, ensure_ascii=False)]
-        return ["" if raw is None else raw if isinstance(raw, int | str | bool) else str(raw)]
-
-    def rows() -> Iterator[list[Any]]:
-        for instance in queryset.iterator(chunk_size=CHUNK):
-            cells: list[Any] = []
-            for f in fields:
-                cells += value(instance, f)
-            cells.append(status.merged_status(instance, audience=status.Audience.STAFF).label)
-            yield cells
-
-    return _export_file("instances", file_format, headers, rows())
