@@ -35,6 +35,7 @@ from portal.models import (
     RosterUpload,
     Soldier,
     VmTemplate,
+    power_state_label,
     seoul_today,
 )
 from portal.openstack.types import ServerStatus
@@ -431,7 +432,7 @@ def instances_export(*, instances: QuerySet[Instance], file_format: str) -> Expo
             related = getattr(instance, f.name)
             return ["" if related is None else str(related)]
         if f.name == "power_state":
-            return [status.power_state_label(raw) if raw is not None else ""]
+            return [power_state_label(raw) if raw is not None else ""]
         if isinstance(raw, list | dict):
             return [json.dumps(raw, ensure_ascii=False)]
         return ["" if raw is None else raw if isinstance(raw, int | str | bool) else str(raw)]

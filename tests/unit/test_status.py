@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.utils import translation
 
+from portal.models import power_state_label
 from portal.openstack.types import PowerState, ServerStatus
 from portal.status import (
     STATUS_KEYS,
@@ -17,7 +18,6 @@ from portal.status import (
     format_kst,
     iso_utc,
     merged_status,
-    power_state_label,
     time_tooltip,
     uptime,
 )
