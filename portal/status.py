@@ -90,12 +90,14 @@ class StatusSpec:
     label: str | Promise
     tone: Tone
     staff: Words
-    soldier: Words
+    soldier: Words | None = None  # None: the same words as for staff
     # True while the VM or the portal is between states: pages showing it keep polling.
     transitional: bool = False
 
     def words(self, audience: Audience) -> Words:
-        return self.staff if audience is Audience.STAFF else self.soldier
+        if audience is Audience.SOLDIER and self.soldier is not None:
+            return self.soldier
+        return self.staff
 
 
 @dataclass(frozen=True)
@@ -124,49 +126,43 @@ _SLOW_BUILD = _(
 )
 
 
-def _both(explanation: str | Promise, next_step: str | Promise = "") -> tuple[Words, Words]:
-    """The same words for staff and for soldiers."""
-    words = Words(explanation, next_step)
-    return words, words
-
-
 # The one table of what people read, per key. The keys with a hook in ``_HOOKS`` start from
 # these words and complete them from the VM (see the hooks below).
 STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.QUEUED: StatusSpec(
         pgettext_lazy("vm status", "Queued"),
         Tone.BLUE,
-        *_both(_("Your request is queued and will reach the cloud shortly."), _UPDATES_ITSELF),
+        Words(_("Your request is queued and will reach the cloud shortly."), _UPDATES_ITSELF),
         transitional=True,
     ),
     StatusKey.BUILDING: StatusSpec(
         pgettext_lazy("vm status", "Building"),
         Tone.BLUE,
-        *_both(_("The VM is being created."), _UPDATES_ITSELF),  # + step, slowness: _building
+        Words(_("The VM is being created."), _UPDATES_ITSELF),  # + step, slowness: _building_text
         transitional=True,
     ),
     StatusKey.RESTARTING: StatusSpec(
         pgettext_lazy("vm status", "Restarting"),
         Tone.BLUE,
-        *_both(_("The VM is restarting.")),
+        Words(_("The VM is restarting.")),
         transitional=True,
     ),
     StatusKey.STARTING: StatusSpec(
         pgettext_lazy("vm status", "Starting"),
         Tone.BLUE,
-        *_both(_("The VM is starting.")),
+        Words(_("The VM is starting.")),
         transitional=True,
     ),
     StatusKey.STOPPING: StatusSpec(
         pgettext_lazy("vm status", "Stopping"),
         Tone.BLUE,
-        *_both(_("The VM is shutting down.")),
+        Words(_("The VM is shutting down.")),
         transitional=True,
     ),
     StatusKey.DELETING: StatusSpec(
         pgettext_lazy("vm status", "Deleting"),
         Tone.BLUE,
-        *_both(_("The VM is being deleted; its public address is released first.")),
+        Words(_("The VM is being deleted; its public address is released first.")),
         transitional=True,
     ),
     StatusKey.RUNNING: StatusSpec(
@@ -178,7 +174,7 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.GUEST_OFF: StatusSpec(
         pgettext_lazy("vm status", "Off (guest shut down)"),
         Tone.AMBER,
-        *_both(
+        Words(
             _(
                 "The operating system inside the VM shut itself down; the cloud has not noticed "
                 "yet."
@@ -189,12 +185,12 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.CRASHED: StatusSpec(
         pgettext_lazy("vm status", "Crashed"),
         Tone.RED,
-        *_both(_("The VM's operating system crashed."), _("Restart it with a hard reboot.")),
+        Words(_("The VM's operating system crashed."), _("Restart it with a hard reboot.")),
     ),
     StatusKey.STOPPED: StatusSpec(
         pgettext_lazy("vm status", "Stopped"),
         Tone.GREY,
-        *_both(_("The VM is switched off."), _START_IT),
+        Words(_("The VM is switched off."), _START_IT),
     ),
     StatusKey.PAUSED: StatusSpec(
         pgettext_lazy("vm status", "Paused"),
@@ -255,7 +251,7 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.DELETED: StatusSpec(
         pgettext_lazy("vm status", "Deleted"),
         Tone.GREY,
-        *_both(_("The VM was deleted.")),
+        Words(_("The VM was deleted.")),
     ),
     StatusKey.UNKNOWN: StatusSpec(
         pgettext_lazy("vm status", "Unknown"),
@@ -383,11 +379,10 @@ def _raw_values(instance: Any) -> str:
 Hook = Callable[[MergedStatus, Any, bool, datetime], MergedStatus]
 
 
-def _building(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
+def _building_text(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
     """Which step the build is at, and whether it is taking longer than usual."""
     _action, operation = _pending(instance)
-    step = str(getattr(operation, "step", "") or "") if operation is not None else ""
-    words = _STEP_WORDS.get(step)
+    words = _STEP_WORDS.get(str(getattr(operation, "step", "") or ""))
     if words:
         shown = replace(
             shown, explanation=gettext("The VM is being created: %(step)s.") % {"step": words}
@@ -429,7 +424,7 @@ def _unknown(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> 
 
 
 _HOOKS: dict[StatusKey, Hook] = {
-    StatusKey.BUILDING: _building,
+    StatusKey.BUILDING: _building_text,
     StatusKey.ERROR: _error,
     StatusKey.FAILED: _failed,
     StatusKey.UNKNOWN: _unknown,
@@ -513,7 +508,7 @@ def format_duration(delta: timedelta) -> str:
     parts: list[str] = []
     if days:
         parts.append(ngettext("%(n)d day", "%(n)d days", days) % {"n": days})
-    if hours and len(parts) < 2:
+    if hours:
         parts.append(ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours})
     if not days and (minutes or not parts):
         parts.append(ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes})

@@ -389,6 +389,20 @@ WORDS: list[tuple[dict[str, Any], Audience, str, str, str]] = [
         )
         for audience in Audience
     ],
+    # An operation left on the row without a pending action says nothing about the build.
+    *[
+        (
+            {
+                "status": "BUILD",
+                "pending_operation": op(step="wait_active", started_at=NOW - timedelta(hours=1)),
+            },
+            audience,
+            "Building",
+            "The VM is being created.",
+            UPDATES_ITSELF,
+        )
+        for audience in Audience
+    ],
     *[
         ({"status": "REBOOT"}, audience, "Restarting", "The VM is restarting.", "")
         for audience in Audience
@@ -603,6 +617,8 @@ def test_each_spec_gives_each_audience_its_own_words() -> None:
     assert spec.words(Audience.STAFF) is spec.staff
     assert spec.words(Audience.SOLDIER) is spec.soldier
     assert spec.staff != spec.soldier
+    same = STATUSES[StatusKey.QUEUED]
+    assert same.words(Audience.SOLDIER) is same.words(Audience.STAFF) is same.staff
 
 
 @pytest.mark.parametrize(
@@ -719,6 +735,8 @@ def test_the_tooltip_names_the_original_then_utc() -> None:
         (timedelta(seconds=59), "0 minutes"),
         (timedelta(seconds=-30), "0 minutes"),
         (timedelta(minutes=1), "1 minute"),
+        (timedelta(seconds=90), "1 minute"),
+        (timedelta(hours=1, minutes=1, seconds=30), "1 hour 1 minute"),
         (timedelta(minutes=59, seconds=59), "59 minutes"),
         (timedelta(hours=1), "1 hour"),
         (timedelta(hours=1, minutes=1), "1 hour 1 minute"),
@@ -748,3 +766,25 @@ def test_d_day_counts_in_days_both_ways() -> None:
         assert (d_day(1), d_day(12), d_day(-7)) == ("D-1", "D-12", "D+7")
     with translation.override("ko"):
         assert d_day(0) != ""
+
+
+def test_a_mirror_row_without_the_optional_fields_still_decodes() -> None:
+    # Only what the decision needs: no pending action or operation, fault or running_since.
+    needed: dict[str, Any] = {
+        "vm_state": "",
+        "task_state": "",
+        "power_state": 1,
+        "last_error": "",
+        "deleted_outside_portal": False,
+        "created_at": None,
+    }
+    with translation.override("en"):
+        broken = merged_status(SimpleNamespace(status="ERROR", **needed), now=NOW)
+        running = SimpleNamespace(status="ACTIVE", **needed)
+        assert merged_status(running, now=NOW).key == "running"
+        orphan = SimpleNamespace(status="ACTIVE", pending_operation=op("queued"), **needed)
+        assert merged_status(orphan, now=NOW).key == "running"
+        unloaded = SimpleNamespace(status="ACTIVE", pending_action="stop", **needed)
+        assert merged_status(unloaded, now=NOW).key == "stopping"
+    assert broken.explanation == "The cloud reports an error for this VM."
+    assert uptime(running, now=NOW) is None
