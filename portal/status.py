@@ -315,6 +315,7 @@ def _pending(instance: Any) -> tuple[str, Any]:
 
 
 def _status_key(instance: Any) -> StatusKey:
+    """The decision: the first rule that matches wins (the unit tests' TABLE pins each one)."""
     status = str(instance.status or "")
     task = str(instance.task_state or "")
     power = instance.power_state
@@ -389,10 +390,7 @@ def _building_text(shown: MergedStatus, instance: Any, staff: bool, now: datetim
         )
     started = getattr(operation, "started_at", None) or instance.created_at
     if started is not None and now - started > build_slow_after():
-        shown = replace(
-            shown,
-            next_step=str(_SLOW_BUILD),
-        )
+        shown = replace(shown, next_step=str(_SLOW_BUILD))
     return shown
 
 
