@@ -15,14 +15,12 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 # PowerState is re-exported: models, services and tests share the client's one enum.
 from portal.openstack.types import PowerState as PowerState
 from portal.openstack.types import ServerStatus
-from portal.status import POWER_STATE_CHOICES as POWER_STATE_CHOICES
-from portal.status import power_state_label
 from portal.validation import (
     dates_problem,
     validate_person_name,
@@ -31,6 +29,27 @@ from portal.validation import (
     validate_username,
     validate_zone,
 )
+
+POWER_STATE_LABELS = {
+    PowerState.NOSTATE: pgettext_lazy("power state", "No state"),
+    PowerState.RUNNING: pgettext_lazy("power state", "Running"),
+    PowerState.PAUSED: pgettext_lazy("power state", "Paused"),
+    PowerState.SHUTDOWN: pgettext_lazy("power state", "Shutdown"),
+    PowerState.CRASHED: pgettext_lazy("power state", "Crashed"),
+    PowerState.SUSPENDED: pgettext_lazy("power state", "Suspended"),
+}
+# The model field's choices: Nova's numbers with their names; other numbers still display.
+POWER_STATE_CHOICES = [(state.value, label) for state, label in POWER_STATE_LABELS.items()]
+
+
+def power_state_label(value: int | None) -> str:
+    """Nova's power state number as words; an unexpected number is shown, never dropped."""
+    if value is None:
+        return gettext("Unknown")
+    try:
+        return str(POWER_STATE_LABELS[PowerState(value)])
+    except (ValueError, KeyError):
+        return gettext("Unknown (%(code)s)") % {"code": value}
 
 
 def seoul_today() -> date:

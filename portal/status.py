@@ -2,9 +2,12 @@
 
 Nova reports four fields that disagree in time (``status``, ``vm_state``, ``task_state``,
 ``power_state``, the last refreshed by a periodic sync up to ten minutes late) and the portal adds
-its own pending action and last error. ``merged_status`` turns all of it into one label, a tone,
-an explanation and a next step. It is pure: it reads attributes of an ``Instance`` (and of its
-``pending_operation``, which callers should ``select_related``) and makes no query of its own.
+its own pending action and last error. ``merged_status`` turns all of it into one
+``StatusKey`` (``_status_key``, the decision) and then reads what people see from ``STATUSES``
+(one row per key: label, tone, transitional, words for staff and for soldiers); the few keys
+whose words depend on the VM itself (building, error, failed, unknown) pass through a small hook.
+It is pure: it reads attributes of an ``Instance`` (and of its ``pending_operation``, which
+callers should ``select_related``) and makes no query of its own.
 
 Time helpers live here too: every time is shown in Asia/Seoul with Nova's original string and
 the UTC time in a tooltip.
@@ -13,40 +16,22 @@ the UTC time in a tooltip.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext, ngettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from portal.models import Instance, Operation
 from portal.openstack.types import PowerState, ServerStatus
 
 SEOUL = ZoneInfo("Asia/Seoul")
-
-POWER_STATE_LABELS = {
-    PowerState.NOSTATE: pgettext_lazy("power state", "No state"),
-    PowerState.RUNNING: pgettext_lazy("power state", "Running"),
-    PowerState.PAUSED: pgettext_lazy("power state", "Paused"),
-    PowerState.SHUTDOWN: pgettext_lazy("power state", "Shutdown"),
-    PowerState.CRASHED: pgettext_lazy("power state", "Crashed"),
-    PowerState.SUSPENDED: pgettext_lazy("power state", "Suspended"),
-}
-# The model field's choices: Nova's numbers with their names; other numbers still display.
-POWER_STATE_CHOICES = [(state.value, label) for state, label in POWER_STATE_LABELS.items()]
-
-
-def power_state_label(value: int | None) -> str:
-    """Nova's power state number as words; an unexpected number is shown, never dropped."""
-    if value is None:
-        return gettext("Unknown")
-    try:
-        return str(POWER_STATE_LABELS[PowerState(value)])
-    except (ValueError, KeyError):
-        return gettext("Unknown (%(code)s)") % {"code": value}
 
 
 class Tone(enum.StrEnum):
@@ -64,11 +49,62 @@ class Audience(enum.StrEnum):
     SOLDIER = "soldier"
 
 
+class StatusKey(enum.StrEnum):
+    """The portal's own status vocabulary: stable identifiers for filters, tests, CSS and cards.
+
+    Declared in the order of the first-match rules of ``_status_key`` (also the order of the
+    console's filter options and status counts).
+    """
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    RESTARTING = "restarting"
+    STARTING = "starting"
+    STOPPING = "stopping"
+    DELETING = "deleting"
+    RUNNING = "running"
+    GUEST_OFF = "guest_off"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+    FAILED = "failed"
+    GONE = "gone"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Words:
+    """What one audience reads about a status: what is going on, and what to do about it."""
+
+    explanation: str | Promise = ""
+    next_step: str | Promise = ""
+
+
+@dataclass(frozen=True)
+class StatusSpec:
+    """Everything shown for one status key, for both audiences."""
+
+    label: str | Promise
+    tone: Tone
+    staff: Words
+    soldier: Words | None = None  # None: the same words as for staff
+    # True while the VM or the portal is between states: pages showing it keep polling.
+    transitional: bool = False
+
+    def words(self, audience: Audience) -> Words:
+        if audience is Audience.SOLDIER and self.soldier is not None:
+            return self.soldier
+        return self.staff
+
+
 @dataclass(frozen=True)
 class MergedStatus:
     """What people read about one VM."""
 
-    key: str  # stable identifier: "running", "building", ... (filters, tests, CSS)
+    key: StatusKey
     label: str
     tone: Tone
     explanation: str
@@ -83,59 +119,171 @@ class MergedStatus:
         return f"cs-badge cs-tone-{self.tone}"
 
 
-# Keys, in the order of the first-match rules below (also the filter options of the console).
-STATUS_KEYS: list[tuple[str, Any]] = [
-    ("queued", pgettext_lazy("vm status", "Queued")),
-    ("building", pgettext_lazy("vm status", "Building")),
-    ("restarting", pgettext_lazy("vm status", "Restarting")),
-    ("starting", pgettext_lazy("vm status", "Starting")),
-    ("stopping", pgettext_lazy("vm status", "Stopping")),
-    ("deleting", pgettext_lazy("vm status", "Deleting")),
-    ("running", pgettext_lazy("vm status", "Running")),
-    ("guest_off", pgettext_lazy("vm status", "Off (guest shut down)")),
-    ("crashed", pgettext_lazy("vm status", "Crashed")),
-    ("stopped", pgettext_lazy("vm status", "Stopped")),
-    ("paused", pgettext_lazy("vm status", "Paused")),
-    ("suspended", pgettext_lazy("vm status", "Suspended")),
-    ("error", pgettext_lazy("vm status", "Error")),
-    ("failed", pgettext_lazy("vm status", "Action failed")),
-    ("gone", pgettext_lazy("vm status", "Gone")),
-    ("deleted", pgettext_lazy("vm status", "Deleted")),
-    ("unknown", pgettext_lazy("vm status", "Unknown")),
-]
-_LABELS = dict(STATUS_KEYS)
-
-_ACTION_KEYS = {
-    "launch": "building",
-    "delete": "deleting",
-    "start": "starting",
-    "stop": "stopping",
-    "reboot_soft": "restarting",
-    "reboot_hard": "restarting",
-}
-_TONE = {
-    "queued": Tone.BLUE,
-    "building": Tone.BLUE,
-    "restarting": Tone.BLUE,
-    "starting": Tone.BLUE,
-    "stopping": Tone.BLUE,
-    "deleting": Tone.BLUE,
-    "running": Tone.GREEN,
-    "guest_off": Tone.AMBER,
-    "crashed": Tone.RED,
-    "stopped": Tone.GREY,
-    "paused": Tone.AMBER,
-    "suspended": Tone.AMBER,
-    "error": Tone.RED,
-    "failed": Tone.RED,
-    "gone": Tone.GREY,
-    "deleted": Tone.GREY,
-    "unknown": Tone.GREY,
-}
-# The keys of a VM between states: pages showing one keep polling.
-TRANSITIONAL_KEYS = frozenset(
-    {"queued", "building", "restarting", "starting", "stopping", "deleting"}
+_UPDATES_ITSELF = _("Nothing to do: this page updates by itself.")
+_START_IT = _("Start it.")
+_SLOW_BUILD = _(
+    "This is taking longer than usual. If it does not finish soon, staff can look at it."
 )
+
+
+# The one table of what people read, per key. The keys with a hook in ``_HOOKS`` start from
+# these words and complete them from the VM (see the hooks below).
+STATUSES: dict[StatusKey, StatusSpec] = {
+    StatusKey.QUEUED: StatusSpec(
+        pgettext_lazy("vm status", "Queued"),
+        Tone.BLUE,
+        Words(_("Your request is queued and will reach the cloud shortly."), _UPDATES_ITSELF),
+        transitional=True,
+    ),
+    StatusKey.BUILDING: StatusSpec(
+        pgettext_lazy("vm status", "Building"),
+        Tone.BLUE,
+        Words(_("The VM is being created."), _UPDATES_ITSELF),  # + step, slowness: _building_text
+        transitional=True,
+    ),
+    StatusKey.RESTARTING: StatusSpec(
+        pgettext_lazy("vm status", "Restarting"),
+        Tone.BLUE,
+        Words(_("The VM is restarting.")),
+        transitional=True,
+    ),
+    StatusKey.STARTING: StatusSpec(
+        pgettext_lazy("vm status", "Starting"),
+        Tone.BLUE,
+        Words(_("The VM is starting.")),
+        transitional=True,
+    ),
+    StatusKey.STOPPING: StatusSpec(
+        pgettext_lazy("vm status", "Stopping"),
+        Tone.BLUE,
+        Words(_("The VM is shutting down.")),
+        transitional=True,
+    ),
+    StatusKey.DELETING: StatusSpec(
+        pgettext_lazy("vm status", "Deleting"),
+        Tone.BLUE,
+        Words(_("The VM is being deleted; its public address is released first.")),
+        transitional=True,
+    ),
+    StatusKey.RUNNING: StatusSpec(
+        pgettext_lazy("vm status", "Running"),
+        Tone.GREEN,
+        staff=Words(_("The VM is running."), _("Nothing to do.")),
+        soldier=Words(_("The VM is running."), _("Connect with the SSH command below.")),
+    ),
+    StatusKey.GUEST_OFF: StatusSpec(
+        pgettext_lazy("vm status", "Off (guest shut down)"),
+        Tone.AMBER,
+        Words(
+            _(
+                "The operating system inside the VM shut itself down; the cloud has not noticed "
+                "yet."
+            ),
+            _START_IT,
+        ),
+    ),
+    StatusKey.CRASHED: StatusSpec(
+        pgettext_lazy("vm status", "Crashed"),
+        Tone.RED,
+        Words(_("The VM's operating system crashed."), _("Restart it with a hard reboot.")),
+    ),
+    StatusKey.STOPPED: StatusSpec(
+        pgettext_lazy("vm status", "Stopped"),
+        Tone.GREY,
+        Words(_("The VM is switched off."), _START_IT),
+    ),
+    StatusKey.PAUSED: StatusSpec(
+        pgettext_lazy("vm status", "Paused"),
+        Tone.AMBER,
+        staff=Words(
+            _("The VM was paused or suspended in the cloud."),
+            _("Resume it in the cloud, then sync."),
+        ),
+        soldier=Words(
+            _("The VM was paused or suspended in the cloud."),
+            _("Only staff can resume it; ask them."),
+        ),
+    ),
+    StatusKey.SUSPENDED: StatusSpec(
+        pgettext_lazy("vm status", "Suspended"),
+        Tone.AMBER,
+        staff=Words(
+            _("The VM was paused or suspended in the cloud."),
+            _("Resume it in the cloud, then sync."),
+        ),
+        soldier=Words(
+            _("The VM was paused or suspended in the cloud."),
+            _("Only staff can resume it; ask them."),
+        ),
+    ),
+    StatusKey.ERROR: StatusSpec(
+        pgettext_lazy("vm status", "Error"),
+        Tone.RED,
+        # Staff also read Nova's fault and the portal's error: _error.
+        staff=Words(
+            _("The cloud reports an error for this VM."),
+            _("Retry the failed operation, or delete the VM."),
+        ),
+        soldier=Words(
+            _("The cloud reports an error for this VM."),
+            _("Staff have been notified and will fix or replace it."),
+        ),
+    ),
+    StatusKey.FAILED: StatusSpec(
+        pgettext_lazy("vm status", "Action failed"),
+        Tone.RED,
+        # Staff read the portal's error itself as the explanation: _failed.
+        staff=Words("", _("Retry the operation from its detail page.")),
+        soldier=Words(
+            _("The portal could not finish your last request."),
+            _("Try again later, or ask staff if it keeps failing."),
+        ),
+    ),
+    StatusKey.GONE: StatusSpec(
+        pgettext_lazy("vm status", "Gone"),
+        Tone.GREY,
+        staff=Words(_("The VM was deleted outside the portal."), _("See the drift page.")),
+        soldier=Words(
+            _("The VM was deleted outside the portal."),
+            _("Request a new VM if you still need one."),
+        ),
+    ),
+    StatusKey.DELETED: StatusSpec(
+        pgettext_lazy("vm status", "Deleted"),
+        Tone.GREY,
+        Words(_("The VM was deleted.")),
+    ),
+    StatusKey.UNKNOWN: StatusSpec(
+        pgettext_lazy("vm status", "Unknown"),
+        Tone.GREY,
+        # The label and explanation show Nova's raw values: _unknown.
+        staff=Words("", _("Sync it with the cloud and look at it there.")),
+        soldier=Words("", _("Ask staff to look at it.")),
+    ),
+}
+
+# (key, label) in the order of the first-match rules: the filter options of the console.
+STATUS_KEYS: list[tuple[StatusKey, str | Promise]] = [
+    (key, spec.label) for key, spec in STATUSES.items()
+]
+# The keys of a VM between states: pages showing one keep polling.
+TRANSITIONAL_KEYS = frozenset(key for key, spec in STATUSES.items() if spec.transitional)
+
+# What a pending action shows once Nova's own states (checked first) say nothing more specific.
+_ACTION_KEYS = {
+    Instance.Action.LAUNCH: StatusKey.BUILDING,
+    Instance.Action.DELETE: StatusKey.DELETING,
+    Instance.Action.START: StatusKey.STARTING,
+    Instance.Action.STOP: StatusKey.STOPPING,
+    Instance.Action.REBOOT_SOFT: StatusKey.RESTARTING,
+    Instance.Action.REBOOT_HARD: StatusKey.RESTARTING,
+}
+# Keys whose words already carry the portal's last error: no separate "problem" line.
+_SHOWS_OWN_ERROR = frozenset({StatusKey.ERROR, StatusKey.FAILED, StatusKey.QUEUED})
+
+# --- step words (moving) --------------------------------------------------------------------
+# The operation step under way, as the end of "The VM is being created: …". These belong with
+# the operation kinds that declare the steps; they stay here until they move there.
 _STEP_WORDS = {
     "onboard": _("preparing the cloud account"),
     "resolve": _("choosing the network"),
@@ -151,11 +299,12 @@ _STEP_WORDS = {
     "power_action": _("sending the request to the cloud"),
     "power_wait": _("waiting for the cloud"),
 }
+# --- end of step words ----------------------------------------------------------------------
 
 
 def build_slow_after() -> timedelta:
     """How long a build may take before people are told it is slower than usual."""
-    return timedelta(seconds=float(getattr(settings, "STATUS_BUILD_SLOW_SECONDS", 300)))
+    return timedelta(seconds=float(settings.STATUS_BUILD_SLOW_SECONDS))
 
 
 def _pending(instance: Any) -> tuple[str, Any]:
@@ -165,52 +314,56 @@ def _pending(instance: Any) -> tuple[str, Any]:
     return action, operation
 
 
-def _status_key(instance: Any) -> str:
+def _status_key(instance: Any) -> StatusKey:
+    """The decision: the first rule that matches wins (the unit tests' TABLE pins each one)."""
     status = str(instance.status or "")
     task = str(instance.task_state or "")
     power = instance.power_state
     action, operation = _pending(instance)
-    if action and operation is not None and operation.state == "queued":
-        return "queued"
-    if action == "delete" or task == "deleting":
-        return "deleting"
+    if action and operation is not None and operation.state == Operation.State.QUEUED:
+        return StatusKey.QUEUED
+    # A pending delete wins over everything Nova says below (even DELETED or BUILD): the
+    # ``_ACTION_KEYS`` entry further down would come too late for those.
+    if action == Instance.Action.DELETE or task == "deleting":
+        return StatusKey.DELETING
     if instance.deleted_outside_portal:
-        return "gone"
+        return StatusKey.GONE
     if status == ServerStatus.DELETED:
-        return "deleted"
-    if status == ServerStatus.BUILD or (action == "launch" and not status):
-        return "building"
+        return StatusKey.DELETED
+    # A launch the cloud has not reported on yet is building, whatever task state is left over.
+    if status == ServerStatus.BUILD or (action == Instance.Action.LAUNCH and not status):
+        return StatusKey.BUILDING
     if status in (ServerStatus.REBOOT, ServerStatus.HARD_REBOOT) or task.startswith("reboot"):
-        return "restarting"
+        return StatusKey.RESTARTING
     if task == "powering-on":
-        return "starting"
+        return StatusKey.STARTING
     if task == "powering-off":
-        return "stopping"
+        return StatusKey.STOPPING
     if action in _ACTION_KEYS:
-        return _ACTION_KEYS[action]
+        return _ACTION_KEYS[Instance.Action(action)]
     if status == ServerStatus.ERROR:
-        return "error"
+        return StatusKey.ERROR
     if status == ServerStatus.ACTIVE:
         if power == PowerState.RUNNING:
-            return "running"
+            return StatusKey.RUNNING
         if power in (PowerState.SHUTDOWN, PowerState.NOSTATE):
-            return "guest_off"
+            return StatusKey.GUEST_OFF
         if power == PowerState.CRASHED:
-            return "crashed"
+            return StatusKey.CRASHED
         if power == PowerState.PAUSED:
-            return "paused"
+            return StatusKey.PAUSED
         if power == PowerState.SUSPENDED:
-            return "suspended"
-        return "unknown"
+            return StatusKey.SUSPENDED
+        return StatusKey.UNKNOWN
     if status == ServerStatus.SHUTOFF:
-        return "stopped"
+        return StatusKey.STOPPED
     if status == ServerStatus.PAUSED:
-        return "paused"
+        return StatusKey.PAUSED
     if status == ServerStatus.SUSPENDED:
-        return "suspended"
+        return StatusKey.SUSPENDED
     if not status and instance.last_error:
-        return "failed"
-    return "unknown"
+        return StatusKey.FAILED
+    return StatusKey.UNKNOWN
 
 
 def _raw_values(instance: Any) -> str:
@@ -222,127 +375,88 @@ def _raw_values(instance: Any) -> str:
     }
 
 
-def _building_text(instance: Any, now: datetime) -> tuple[str, str]:
+# --- hooks: the words that depend on the VM itself --------------------------------------------
+# Each takes the status as the table words it and returns it completed; ``staff`` says who reads.
+Hook = Callable[[MergedStatus, Any, bool, datetime], MergedStatus]
+
+
+def _building_text(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
+    """Which step the build is at, and whether it is taking longer than usual."""
     _action, operation = _pending(instance)
-    step = str(getattr(operation, "step", "") or "") if operation is not None else ""
-    words = _STEP_WORDS.get(step)
-    explanation = (
-        gettext("The VM is being created: %(step)s.") % {"step": words}
-        if words
-        else gettext("The VM is being created.")
-    )
+    words = _STEP_WORDS.get(str(getattr(operation, "step", "") or ""))
+    if words:
+        shown = replace(
+            shown, explanation=gettext("The VM is being created: %(step)s.") % {"step": words}
+        )
     started = getattr(operation, "started_at", None) or instance.created_at
     if started is not None and now - started > build_slow_after():
-        return explanation, gettext(
-            "This is taking longer than usual. If it does not finish soon, staff can look at it."
-        )
-    return explanation, gettext("Nothing to do: this page updates by itself.")
+        shown = replace(shown, next_step=str(_SLOW_BUILD))
+    return shown
+
+
+def _error(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
+    """Staff also read Nova's fault and the portal's last error."""
+    if not staff:
+        return shown
+    parts = [shown.explanation]
+    fault = str(getattr(instance, "fault", "") or "")
+    if fault:
+        parts.append(gettext("Cloud fault: %(fault)s") % {"fault": fault})
+    if instance.last_error:
+        parts.append(instance.last_error)
+    return replace(shown, explanation=" ".join(parts))
+
+
+def _failed(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
+    """Staff read the portal's error itself."""
+    return replace(shown, explanation=instance.last_error) if staff else shown
+
+
+def _unknown(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
+    """A state the portal has no words for: Nova's raw values, never a guess."""
+    return replace(
+        shown,
+        label=gettext("Unknown (%(raw)s)") % {"raw": instance.status or "-"},
+        explanation=_raw_values(instance),
+    )
+
+
+_HOOKS: dict[StatusKey, Hook] = {
+    StatusKey.BUILDING: _building_text,
+    StatusKey.ERROR: _error,
+    StatusKey.FAILED: _failed,
+    StatusKey.UNKNOWN: _unknown,
+}
+
+
+def _problem(instance: Any, key: StatusKey, staff: bool) -> str:
+    """The portal's last failed action, when the status itself does not already say it."""
+    if not instance.last_error or key in _SHOWS_OWN_ERROR:
+        return ""
+    if staff:
+        return gettext("The last action failed: %(error)s") % {"error": instance.last_error}
+    return gettext("Your last request could not be finished. You can try again.")
 
 
 def merged_status(
     instance: Any, *, audience: Audience = Audience.STAFF, now: datetime | None = None
 ) -> MergedStatus:
     """The one status of a VM mirror (an ``Instance``), for staff or for its soldier."""
-    now = now or timezone.now()
     key = _status_key(instance)
+    spec = STATUSES[key]
+    words = spec.words(audience)
     staff = audience is Audience.STAFF
-    explanation = ""
-    next_step = ""
-    label = str(_LABELS[key])
-    if key == "queued":
-        explanation = gettext("Your request is queued and will reach the cloud shortly.")
-        next_step = gettext("Nothing to do: this page updates by itself.")
-    elif key == "building":
-        explanation, next_step = _building_text(instance, now)
-    elif key == "restarting":
-        explanation = gettext("The VM is restarting.")
-    elif key == "starting":
-        explanation = gettext("The VM is starting.")
-    elif key == "stopping":
-        explanation = gettext("The VM is shutting down.")
-    elif key == "deleting":
-        explanation = gettext("The VM is being deleted; its public address is released first.")
-    elif key == "running":
-        explanation = gettext("The VM is running.")
-        next_step = (
-            gettext("Connect with the SSH command below.")
-            if not staff
-            else gettext("Nothing to do.")
-        )
-    elif key == "guest_off":
-        explanation = gettext(
-            "The operating system inside the VM shut itself down; the cloud has not noticed yet."
-        )
-        next_step = gettext("Start it.")
-    elif key == "crashed":
-        explanation = gettext("The VM's operating system crashed.")
-        next_step = gettext("Restart it with a hard reboot.")
-    elif key == "stopped":
-        explanation = gettext("The VM is switched off.")
-        next_step = gettext("Start it.")
-    elif key in ("paused", "suspended"):
-        explanation = gettext("The VM was paused or suspended in the cloud.")
-        next_step = (
-            gettext("Resume it in the cloud, then sync.")
-            if staff
-            else gettext("Only staff can resume it; ask them.")
-        )
-    elif key == "error":
-        fault = str(getattr(instance, "fault", "") or "")
-        parts = [gettext("The cloud reports an error for this VM.")]
-        if staff:
-            if fault:
-                parts.append(gettext("Cloud fault: %(fault)s") % {"fault": fault})
-            if instance.last_error:
-                parts.append(instance.last_error)
-            next_step = gettext("Retry the failed operation, or delete the VM.")
-        else:
-            next_step = gettext("Staff have been notified and will fix or replace it.")
-        explanation = " ".join(parts)
-    elif key == "failed":
-        explanation = (
-            instance.last_error
-            if staff
-            else gettext("The portal could not finish your last request.")
-        )
-        next_step = (
-            gettext("Retry the operation from its detail page.")
-            if staff
-            else gettext("Try again later, or ask staff if it keeps failing.")
-        )
-    elif key == "gone":
-        explanation = gettext("The VM was deleted outside the portal.")
-        next_step = (
-            gettext("See the drift page.")
-            if staff
-            else gettext("Request a new VM if you still need one.")
-        )
-    elif key == "deleted":
-        explanation = gettext("The VM was deleted.")
-    else:
-        label = gettext("Unknown (%(raw)s)") % {"raw": instance.status or "-"}
-        explanation = _raw_values(instance)
-        next_step = (
-            gettext("Sync it with the cloud and look at it there.")
-            if staff
-            else gettext("Ask staff to look at it.")
-        )
-    problem = ""
-    if instance.last_error and key not in ("error", "failed", "queued"):
-        problem = (
-            gettext("The last action failed: %(error)s") % {"error": instance.last_error}
-            if staff
-            else gettext("Your last request could not be finished. You can try again.")
-        )
-    return MergedStatus(
+    shown = MergedStatus(
         key=key,
-        label=label,
-        tone=_TONE[key],
-        explanation=explanation,
-        next_step=next_step,
-        transitional=key in TRANSITIONAL_KEYS,
-        problem=problem,
+        label=str(spec.label),
+        tone=spec.tone,
+        explanation=str(words.explanation),
+        next_step=str(words.next_step),
+        transitional=spec.transitional,
+        problem=_problem(instance, key, staff),
     )
+    hook = _HOOKS.get(key)
+    return hook(shown, instance, staff, now or timezone.now()) if hook else shown
 
 
 # --- times ----------------------------------------------------------------------------------
@@ -392,7 +506,7 @@ def format_duration(delta: timedelta) -> str:
     parts: list[str] = []
     if days:
         parts.append(ngettext("%(n)d day", "%(n)d days", days) % {"n": days})
-    if hours and len(parts) < 2:
+    if hours:
         parts.append(ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours})
     if not days and (minutes or not parts):
         parts.append(ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes})

@@ -34,8 +34,8 @@ from portal.admin.helpers import (
     status_badge,
 )
 from portal.admin.inlines import FloatingIPInline, OperationInline
-from portal.models import Instance, Operation
-from portal.status import Audience, merged_status, power_state_label
+from portal.models import Instance, Operation, power_state_label
+from portal.status import Audience, merged_status
 from portal.templatetags.portal_ui import uptime
 
 

@@ -18,7 +18,7 @@ from portal.models import Instance, Operation, Soldier
 from portal.openstack.types import ServerStatus
 from portal.services import STEPS
 from portal.services.selfservice import soldier_delete_allowed
-from portal.status import Audience, MergedStatus, merged_status
+from portal.status import Audience, MergedStatus, StatusKey, merged_status
 
 
 @dataclass(frozen=True)
@@ -93,22 +93,24 @@ _ACTION_NAMES: dict[str, Any] = {
 
 # By merged status: what the soldier is offered (the services refuse anything else anyway).
 _OFFERED = {
-    "running": ["stop", "reboot"],
-    "guest_off": ["start"],  # a hard reboot underneath (see services.soldier_vm_power)
-    "crashed": ["hard-reboot"],
-    "stopped": ["start"],
+    StatusKey.RUNNING: ["stop", "reboot"],
+    StatusKey.GUEST_OFF: ["start"],  # a hard reboot underneath (see services.soldier_vm_power)
+    StatusKey.CRASHED: ["hard-reboot"],
+    StatusKey.STOPPED: ["start"],
 }
 _DELETABLE = {
-    "running",
-    "guest_off",
-    "crashed",
-    "stopped",
-    "paused",
-    "suspended",
-    "error",
-    "failed",
-    "unknown",
+    StatusKey.RUNNING,
+    StatusKey.GUEST_OFF,
+    StatusKey.CRASHED,
+    StatusKey.STOPPED,
+    StatusKey.PAUSED,
+    StatusKey.SUSPENDED,
+    StatusKey.ERROR,
+    StatusKey.FAILED,
+    StatusKey.UNKNOWN,
 }
+# No SSH command while the VM is going or gone.
+_NO_SSH = {StatusKey.DELETED, StatusKey.GONE, StatusKey.DELETING}
 
 # Login names of the usual cloud images, by what their image name starts with.
 _IMAGE_USERS = (
@@ -148,10 +150,24 @@ class Card:
         """Whether the card keeps asking for news: while something is under way only."""
         return self.status.transitional
 
+    # What the templates ask of the status, so they compare no status key themselves.
+    @property
+    def running(self) -> bool:
+        return self.status.key == StatusKey.RUNNING
+
+    @property
+    def not_started_yet(self) -> bool:
+        return self.status.key in (StatusKey.BUILDING, StatusKey.QUEUED)
+
+    @property
+    def guest_off(self) -> bool:
+        """The guest shut itself down while Nova still counts the VM as on."""
+        return self.status.key == StatusKey.GUEST_OFF
+
     @property
     def ssh_command(self) -> str:
         address = self.instance.floating_ip
-        if not address or self.status.key in ("deleted", "gone", "deleting"):
+        if not address or self.status.key in _NO_SSH:
             return ""
         return f"ssh {ssh_user(self.instance.image_name)}@{address}"
 

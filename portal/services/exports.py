@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal import status
-from portal.models import Instance, Soldier
+from portal.models import Instance, Soldier, power_state_label
 from portal.openstack.types import ServerStatus
 from portal.rosterfile.columns import COLUMN_BY_KEY, SOLDIER_FIELDS
 from portal.rosterfile.write import csv_bytes, xlsx_bytes
@@ -128,7 +128,7 @@ def instances_export(*, instances: QuerySet[Instance], file_format: str) -> Expo
             related = getattr(instance, f.name)
             return ["" if related is None else str(related)]
         if f.name == "power_state":
-            return [status.power_state_label(raw) if raw is not None else ""]
+            return [power_state_label(raw) if raw is not None else ""]
         if isinstance(raw, list | dict):
             return [json.dumps(raw, ensure_ascii=False)]
         return ["" if raw is None else raw if isinstance(raw, int | str | bool) else str(raw)]

@@ -9,6 +9,7 @@ from django import template
 from django.utils.html import format_html
 
 from portal import status
+from portal.models import power_state_label
 
 register = template.Library()
 
@@ -34,7 +35,7 @@ def merged_status(instance: Any, audience: str = "staff") -> status.MergedStatus
 
 @register.filter
 def power_label(value: int | None) -> str:
-    return status.power_state_label(value)
+    return power_state_label(value)
 
 
 @register.filter

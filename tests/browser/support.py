@@ -46,7 +46,7 @@ def wait_for_batch_to_finish(page: Page) -> None:
 
 def vm_status(key: str, language: str = "ko") -> str:
     """The merged status label of ``key`` ("running", "building", ...) as the pages show it."""
-    from portal.status import STATUS_KEYS
+    from portal.status import STATUSES, StatusKey
 
     with translation.override(language):
-        return str(dict(STATUS_KEYS)[key])
+        return str(STATUSES[StatusKey(key)].label)

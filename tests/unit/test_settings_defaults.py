@@ -13,9 +13,6 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("portal", "codesquare")
 SETTINGS_MODULE = ROOT / "codesquare" / "settings.py"
-# status.py reads STATUS_BUILD_SLOW_SECONDS with a default of its own until the status
-# vocabulary rework lands; drop it from here then (the test below says so once it is clean).
-PENDING = {ROOT / "portal" / "status.py"}
 
 
 def _is_settings(node: ast.expr) -> bool:
@@ -48,12 +45,8 @@ def _sources() -> list[Path]:
 
 
 def test_no_code_declares_a_second_default_for_a_setting() -> None:
-    found = [line for path in _sources() if path not in PENDING for line in second_defaults(path)]
+    found = [line for path in _sources() for line in second_defaults(path)]
     assert found == []
-
-
-def test_the_pending_exemptions_are_still_needed() -> None:
-    assert all(second_defaults(path) for path in PENDING), "remove the clean file from PENDING"
 
 
 def test_the_scan_sees_a_second_default_and_nothing_else(tmp_path: Path) -> None:
