@@ -23,6 +23,10 @@ from portal import validation
 from portal.errors import Refusal
 
 MAX_COLUMNS = 64
+# Empty rows are read too (Excel writes a row element for every formatted row, a million when a
+# whole column is formatted): a file may hold this many beyond its data rows, and no more, so
+# reading it takes bounded time however large its used range.
+MAX_BLANK_ROWS = 1000
 # A worksheet expands to far more than the zip's size; refuse archives declaring more than this.
 MAX_XLSX_EXPANDED_BYTES = 200 * 1024 * 1024
 
@@ -121,7 +125,18 @@ def _data_rows(
 ) -> tuple[list[str], list[tuple[int, list[Any]]]]:
     headers: list[str] | None = None
     data: list[tuple[int, list[Any]]] = []
+    # The header, the data rows and the blank ones allowed: every row read counts.
+    readable = 1 + max_rows + MAX_BLANK_ROWS
     for number, raw in enumerate(rows, start=first_row):
+        if number - first_row >= readable:
+            raise RosterFileError(
+                _(
+                    "The sheet goes on past row %(rows)s, empty rows with formatting included. "
+                    "Delete the empty rows below the roster (or save it as CSV) and upload it "
+                    "again."
+                ),
+                rows=number - 1,
+            )
         cells = [_cell(v) for v in raw[:MAX_COLUMNS]]
         while cells and cells[-1] == "":
             cells.pop()

@@ -178,3 +178,34 @@ def test_the_xlsx_export_writes_text_as_text_and_dates_as_dates() -> None:
     assert (name.value, name.data_type) == ("=1+1", "s")
     assert discharge.value == datetime(2025, 1, 2)
     assert discharge.is_date
+
+
+def _with_formatted_empty_rows(data: bytes, count: int) -> bytes:
+    """The workbook with ``count`` empty formatted rows after its data, as Excel writes them
+    when whole columns are formatted (F8): tiny zipped, each one a row to parse."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buffer, "w") as dst:
+        for item in src.infolist():
+            body = src.read(item.filename)
+            if item.filename.startswith("xl/worksheets/"):
+                empty = b"".join(
+                    b'<row r="%d" s="1" customFormat="1"/>' % n for n in range(3, 3 + count)
+                )
+                body = body.replace(b"</sheetData>", empty + b"</sheetData>")
+            dst.writestr(item, body, compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def test_an_xlsx_whose_used_range_is_huge_is_refused_after_a_bounded_read() -> None:
+    data = _with_formatted_empty_rows(xlsx_file(ROWS), 200_000)
+    assert len(data) < 5 * 1024 * 1024  # under the upload limit, as in the finding
+    with pytest.raises(RosterFileError, match="empty rows with formatting") as refused:
+        read(data, "r.xlsx", max_rows=100)
+    # It stopped where the rows it may read ran out, far before the end of the sheet.
+    # 1 header + 100 rows + 1,000 empty ones may be read; row 1,102 is not.
+    assert "past row 1101," in str(refused.value)
+
+
+def test_a_few_empty_formatted_rows_below_the_roster_are_fine() -> None:
+    data = _with_formatted_empty_rows(xlsx_file(ROWS), 500)
+    assert len(read(data, "r.xlsx", max_rows=100).rows) == 1
