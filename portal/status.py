@@ -41,7 +41,8 @@ class Tone(enum.StrEnum):
     GREEN = "green"  # running
     AMBER = "amber"  # needs a look, not broken
     RED = "red"  # broken or failed
-    GREY = "grey"  # off, gone or unknown
+    GREY = "grey"  # off, deleted or unknown
+    PURPLE = "purple"  # gone: deleted outside the portal, a case of its own for staff
 
 
 class Audience(enum.StrEnum):
@@ -64,6 +65,7 @@ class StatusKey(enum.StrEnum):
     DELETING = "deleting"
     RUNNING = "running"
     GUEST_OFF = "guest_off"
+    NOT_SEEN = "not_seen"
     CRASHED = "crashed"
     STOPPED = "stopped"
     PAUSED = "paused"
@@ -182,6 +184,24 @@ STATUSES: dict[StatusKey, StatusSpec] = {
             _START_IT,
         ),
     ),
+    StatusKey.NOT_SEEN: StatusSpec(
+        pgettext_lazy("vm status", "Not seen by its host"),
+        Tone.RED,
+        staff=Words(
+            _(
+                "Nova says the VM is active, but its hypervisor does not report it (power state "
+                "NOSTATE): the host may have lost the VM, or nova-compute on that host is down."
+            ),
+            _(
+                "Check nova-compute on the VM's host, then sync; if the host is fine, a hard "
+                "reboot brings the VM back."
+            ),
+        ),
+        soldier=Words(
+            _("The cloud cannot see your VM on its server right now."),
+            _("Staff see this on their console; ask them if it lasts."),
+        ),
+    ),
     StatusKey.CRASHED: StatusSpec(
         pgettext_lazy("vm status", "Crashed"),
         Tone.RED,
@@ -241,7 +261,7 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     ),
     StatusKey.GONE: StatusSpec(
         pgettext_lazy("vm status", "Gone"),
-        Tone.GREY,
+        Tone.PURPLE,
         staff=Words(_("The VM was deleted outside the portal."), _("See the drift page.")),
         soldier=Words(
             _("The VM was deleted outside the portal."),
@@ -268,6 +288,18 @@ STATUS_KEYS: list[tuple[StatusKey, str | Promise]] = [
 ]
 # The keys of a VM between states: pages showing one keep polling.
 TRANSITIONAL_KEYS = frozenset(key for key, spec in STATUSES.items() if spec.transitional)
+# The keys of a VM that needs a person: the status page never calls a fleet with one "settled".
+ATTENTION_KEYS = frozenset(
+    {
+        StatusKey.NOT_SEEN,
+        StatusKey.CRASHED,
+        StatusKey.PAUSED,
+        StatusKey.SUSPENDED,
+        StatusKey.ERROR,
+        StatusKey.FAILED,
+        StatusKey.GONE,
+    }
+)
 
 # What a pending action shows once Nova's own states (checked first) say nothing more specific.
 _ACTION_KEYS = {
@@ -346,8 +378,11 @@ def _status_key(instance: Any) -> StatusKey:
     if status == ServerStatus.ACTIVE:
         if power == PowerState.RUNNING:
             return StatusKey.RUNNING
-        if power in (PowerState.SHUTDOWN, PowerState.NOSTATE):
+        if power == PowerState.SHUTDOWN:
             return StatusKey.GUEST_OFF
+        if power == PowerState.NOSTATE:
+            # Not a guest that shut down: the hypervisor has no such domain at all.
+            return StatusKey.NOT_SEEN
         if power == PowerState.CRASHED:
             return StatusKey.CRASHED
         if power == PowerState.PAUSED:

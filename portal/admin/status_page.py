@@ -16,7 +16,7 @@ from portal.admin.helpers import require_operator
 from portal.admin.live import live_response
 from portal.models import Instance
 from portal.openstack import OpenStackError
-from portal.status import Audience, merged_status
+from portal.status import ATTENTION_KEYS, Audience, merged_status
 
 PER_PAGE = 100
 
@@ -33,16 +33,31 @@ def status_view(request: HttpRequest) -> HttpResponse:
     )
     rows = [(instance, merged_status(instance, audience=Audience.STAFF)) for instance in page]
     moving = sum(1 for _instance, st in rows if st.transitional)
-    text = (
-        ngettext(
-            "%(count)d VM on this page is changing state.",
-            "%(count)d VMs on this page are changing state.",
-            moving,
+    counts = services.status_counts()
+    # Counted over every live VM, not this page: one broken VM on page 3 is still news.
+    attention = sum(s.count for s in counts if s.key in ATTENTION_KEYS)
+    parts = []
+    if attention:
+        parts.append(
+            ngettext(
+                "%(count)d VM needs attention (error, crashed, paused, suspended, not seen by "
+                "its host, gone or a failed action): see the red, amber and purple counts above.",
+                "%(count)d VMs need attention (error, crashed, paused, suspended, not seen by "
+                "their host, gone or a failed action): see the red, amber and purple counts above.",
+                attention,
+            )
+            % {"count": attention}
         )
-        % {"count": moving}
-        if moving
-        else _("Every VM on this page is settled.")
-    )
+    if moving:
+        parts.append(
+            ngettext(
+                "%(count)d VM on this page is changing state.",
+                "%(count)d VMs on this page are changing state.",
+                moving,
+            )
+            % {"count": moving}
+        )
+    text = " ".join(parts) if parts else _("Every VM on this page is settled.")
     context = {
         **admin.site.each_context(request),
         "title": _("VM status"),
@@ -50,7 +65,8 @@ def status_view(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "page": page,
         "with_deleted": with_deleted,
-        "counts": services.status_counts(),
+        "counts": counts,
+        "attention": attention,
         "milestone_text": text,
         "moving": moving,
         "can_operate": request.user.has_perm("portal.operate_cloud"),

@@ -59,6 +59,26 @@ def test_the_status_page_decodes_novas_four_fields_side_by_side_in_kst(operator:
     assert "hx-trigger" not in html  # a stable page never polls
 
 
+def test_the_status_page_never_says_settled_while_a_vm_needs_attention(operator: Client) -> None:
+    vm()  # running: nothing to do
+    vm(status="ERROR", vm_state="error", power_state=0)
+    vm(power_state=6)  # crashed
+    vm(deleted_outside_portal=True)  # gone
+    html = operator.get(reverse("admin:portal_status")).content.decode()
+    assert "3 VMs need attention" in html
+    assert "settled" not in html
+    assert 'class="cs-badge cs-tone-purple">Gone</span>' in html
+
+
+def test_active_with_no_power_state_is_a_vm_its_host_does_not_see(operator: Client) -> None:
+    vm(status="ACTIVE", power_state=0)
+    html = operator.get(reverse("admin:portal_status")).content.decode()
+    assert "Not seen by its host" in html
+    assert "Check nova-compute on the VM&#x27;s host" in html
+    assert "shut itself down" not in html
+    assert "1 VM needs attention" in html
+
+
 def test_the_status_page_polls_while_a_vm_is_in_transition_then_stops(operator: Client) -> None:
     moving = vm(status="BUILD", vm_state="building", task_state="spawning", power_state=0)
     html = operator.get(reverse("admin:portal_status")).content.decode()

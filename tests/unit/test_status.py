@@ -11,6 +11,7 @@ from django.utils import translation
 from portal.models import power_state_label
 from portal.openstack.types import PowerState, ServerStatus
 from portal.status import (
+    ATTENTION_KEYS,
     STATUS_KEYS,
     STATUSES,
     TRANSITIONAL_KEYS,
@@ -93,7 +94,8 @@ TABLE: list[tuple[dict[str, Any], str, Tone]] = [
     # Stable states.
     ({"status": "ACTIVE", "power_state": 1}, "running", Tone.GREEN),
     ({"status": "ACTIVE", "power_state": 4}, "guest_off", Tone.AMBER),
-    ({"status": "ACTIVE", "power_state": 0}, "guest_off", Tone.AMBER),
+    # NOSTATE on an ACTIVE server: the hypervisor has no such domain, the guest did not shut down.
+    ({"status": "ACTIVE", "power_state": 0}, "not_seen", Tone.RED),
     ({"status": "ACTIVE", "power_state": 6}, "crashed", Tone.RED),
     ({"status": "ACTIVE", "power_state": 3}, "paused", Tone.AMBER),
     ({"status": "ACTIVE", "power_state": 7}, "suspended", Tone.AMBER),
@@ -107,8 +109,8 @@ TABLE: list[tuple[dict[str, Any], str, Tone]] = [
     ({"status": "ERROR", "last_error": "boom"}, "error", Tone.RED),
     ({"status": "", "last_error": "The cloud refused"}, "failed", Tone.RED),
     ({"status": "DELETED", "vm_state": "deleted", "power_state": None}, "deleted", Tone.GREY),
-    ({"status": "DELETED", "deleted_outside_portal": True}, "gone", Tone.GREY),
-    ({"status": "ACTIVE", "deleted_outside_portal": True}, "gone", Tone.GREY),
+    ({"status": "DELETED", "deleted_outside_portal": True}, "gone", Tone.PURPLE),
+    ({"status": "ACTIVE", "deleted_outside_portal": True}, "gone", Tone.PURPLE),
     # Nova statuses the portal never causes fall through to "unknown" with the raw values.
     ({"status": "MIGRATING", "task_state": "migrating"}, "unknown", Tone.GREY),
     ({"status": "PASSWORD"}, "unknown", Tone.GREY),
@@ -437,6 +439,22 @@ WORDS: list[tuple[dict[str, Any], Audience, str, str, str]] = [
         )
         for audience in Audience
     ],
+    (
+        {"power_state": 0},
+        Audience.STAFF,
+        "Not seen by its host",
+        "Nova says the VM is active, but its hypervisor does not report it (power state "
+        "NOSTATE): the host may have lost the VM, or nova-compute on that host is down.",
+        "Check nova-compute on the VM's host, then sync; if the host is fine, a hard reboot "
+        "brings the VM back.",
+    ),
+    (
+        {"power_state": 0},
+        Audience.SOLDIER,
+        "Not seen by its host",
+        "The cloud cannot see your VM on its server right now.",
+        "Staff see this on their console; ask them if it lasts.",
+    ),
     *[
         (
             {"power_state": 6},
@@ -584,6 +602,7 @@ def test_keys_are_listed_in_rule_order_with_their_labels() -> None:
         ("deleting", "Deleting"),
         ("running", "Running"),
         ("guest_off", "Off (guest shut down)"),
+        ("not_seen", "Not seen by its host"),
         ("crashed", "Crashed"),
         ("stopped", "Stopped"),
         ("paused", "Paused"),
@@ -603,6 +622,21 @@ def test_keys_are_listed_in_rule_order_with_their_labels() -> None:
         StatusKey.STOPPING,
         StatusKey.DELETING,
     } == TRANSITIONAL_KEYS
+
+
+def test_the_keys_that_need_a_person_are_the_broken_the_stuck_and_the_gone() -> None:
+    assert {
+        StatusKey.NOT_SEEN,
+        StatusKey.CRASHED,
+        StatusKey.PAUSED,
+        StatusKey.SUSPENDED,
+        StatusKey.ERROR,
+        StatusKey.FAILED,
+        StatusKey.GONE,
+    } == ATTENTION_KEYS
+    # Gone has a colour of its own: not off (grey), not broken (red).
+    tones = {key: spec.tone for key, spec in STATUSES.items()}
+    assert [key for key, tone in tones.items() if tone is Tone.PURPLE] == [StatusKey.GONE]
 
 
 def test_the_status_key_is_the_enum_and_compares_with_its_string() -> None:
