@@ -10,6 +10,15 @@ before each step, so a crash, a timeout or a retry resumes instead of duplicatin
 running operation makes is fenced by its worker's claim, so two workers never run one step.
 """
 
+from portal.operations.engine import (
+    SYNCHRONOUS_KINDS,
+    clean_cloud_text,
+    operation_retry,
+    operation_run,
+    step_reached,
+)
+from portal.operations.errors import OperationRefused
+from portal.operations.registry import Wait
 from portal.services.batches import batch_instances, batch_launch, batch_retry_failed
 from portal.services.discharge import (
     soldier_discharge,
@@ -26,16 +35,6 @@ from portal.services.drift import (
     drift_mark_terminated,
     drift_release_floating_ip,
     record_user_drift,
-)
-from portal.services.engine import (
-    STEPS,
-    SYNCHRONOUS_KINDS,
-    OperationRefused,
-    Wait,
-    clean_cloud_text,
-    operation_retry,
-    operation_run,
-    step_reached,
 )
 from portal.services.instances import (
     FIP_DESCRIPTION_PREFIX,
@@ -115,7 +114,6 @@ __all__ = [
     "FIP_DESCRIPTION_PREFIX",
     "FIXES",
     "REQUEST_TAG_KEY",
-    "STEPS",
     "SYNCHRONOUS_KINDS",
     "BulkResult",
     "CapacitySnapshot",

@@ -15,10 +15,8 @@ from portal.models import (
     Soldier,
     VmTemplate,
 )
-from portal.services.engine import (
-    OperationRefused,
-    operation_retry,
-)
+from portal.operations.engine import operation_retry
+from portal.operations.errors import OperationRefused
 from portal.services.instances import instance_delete, instance_launch, instance_power
 
 

@@ -23,20 +23,17 @@ from portal.models import (
 )
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import ServerStatus
-from portal.services.engine import (
-    RETRY_FROM,
-    OperationRefused,
-    StepFailed,
-    Wait,
+from portal.operations.engine import (
     create_operation,
     enqueue,
     fenced,
     operation_retry,
     poll_seconds,
-    register,
     save_fields,
     setting,
 )
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
 from portal.services.instances import instance_delete
 
 logger = logging.getLogger(__name__)
@@ -117,7 +114,7 @@ def _next_discharge_try(failed: Operation) -> datetime:
     return (failed.finished_at or timezone.now()) + timedelta(seconds=delay)
 
 
-def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
     """Start the leak-proof delete of every VM not already deleted or deleting."""
     assert op.soldier is not None
     busy = False
@@ -145,7 +142,7 @@ def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait |
     return Wait(poll_seconds()) if busy else None
 
 
-def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
     """Wait until every VM is deleted; fail if one of the deletes failed."""
     assert op.soldier is not None
     failed = Operation.objects.filter(
@@ -164,7 +161,7 @@ def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | N
     return None
 
 
-def _step_disable_user(op: Operation, client: OpenStackClient) -> None:
+def step_disable_user(op: Operation, client: OpenStackClient) -> None:
     """Disable the soldier's Keystone user."""
     assert op.soldier is not None
     if op.soldier.keystone_user_id:
@@ -180,7 +177,7 @@ def _teardown_network(op: Operation) -> ProjectNetwork | None:
     ).first()
 
 
-def _step_remove_router_interface(op: Operation, client: OpenStackClient) -> None:
+def step_remove_router_interface(op: Operation, client: OpenStackClient) -> None:
     """Detach the subnet from the router (first: a router with interfaces cannot go)."""
     own = _teardown_network(op)
     if own and own.router_id and own.subnet_id and own.interface_attached:
@@ -203,17 +200,17 @@ def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) 
         own.save(update_fields=[attribute])
 
 
-def _step_delete_router(op: Operation, client: OpenStackClient) -> None:
+def step_delete_router(op: Operation, client: OpenStackClient) -> None:
     """Delete the portal-owned router."""
     _delete_owned(op, "router_id", client.delete_router)
 
 
-def _step_delete_subnet(op: Operation, client: OpenStackClient) -> None:
+def step_delete_subnet(op: Operation, client: OpenStackClient) -> None:
     """Delete the portal-owned subnet."""
     _delete_owned(op, "subnet_id", client.delete_subnet)
 
 
-def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
+def step_delete_network(op: Operation, client: OpenStackClient) -> None:
     """Delete the portal-owned network and forget it."""
     own = _teardown_network(op)
     _delete_owned(op, "network_id", client.delete_network)
@@ -223,7 +220,7 @@ def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
             Project.objects.filter(pk=own.project_id).update(network_id="")
 
 
-def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
+def step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
     """Record the soldier as disabled."""
     assert op.soldier is not None
     op.soldier.state = Soldier.State.DISABLED
@@ -231,21 +228,5 @@ def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
         op.soldier.save(update_fields=["state", "updated_at"])
 
 
-register(
-    Operation.Kind.DISCHARGE,
-    [
-        ("delete_vms", _step_discharge_delete_vms),
-        ("wait_vms", _step_discharge_wait_vms),
-        ("disable_user", _step_disable_user),
-        # Neutron refuses any other order: interfaces, router, subnet, network.
-        ("remove_router_interface", _step_remove_router_interface),
-        ("delete_router", _step_delete_router),
-        ("delete_subnet", _step_delete_subnet),
-        ("delete_network", _step_delete_network),
-        ("disabled", _step_mark_disabled),
-    ],
-    success=gettext_noop("The soldier's VMs were deleted and their account disabled."),
-)
 # A retried discharge starts again at deleting the VMs: the failed delete it stopped on is
 # retried (or the VM was deleted by hand meanwhile) instead of being waited on again.
-RETRY_FROM[Operation.Kind.DISCHARGE] = "delete_vms"

@@ -20,16 +20,9 @@ from django.utils.translation import gettext_noop
 from portal.models import Drift, FloatingIP, Instance, Operation, Project, Soldier
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import ServerStatus
-from portal.services.engine import (
-    OperationRefused,
-    StepFailed,
-    Wait,
-    fenced,
-    poll_seconds,
-    register,
-    save_fields,
-    start_operation,
-)
+from portal.operations.engine import fenced, poll_seconds, save_fields, start_operation
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
 from portal.services.instances import (
     MIRROR_FIELDS,
     mark_terminated,
@@ -151,7 +144,7 @@ def drift_adopt_server(*, drift: Drift, soldier: Soldier, requested_by: Any = No
     )
 
 
-def _step_adopt(op: Operation, client: OpenStackClient) -> None:
+def step_adopt(op: Operation, client: OpenStackClient) -> None:
     """Read the server and its floating IPs, and record them as the soldier's."""
     drift = _drift(op)
     assert op.soldier is not None
@@ -193,7 +186,7 @@ def drift_delete_server(*, drift: Drift, requested_by: Any = None) -> Operation:
     )
 
 
-def _step_delete_unowned(op: Operation, client: OpenStackClient) -> None:
+def step_delete_unowned(op: Operation, client: OpenStackClient) -> None:
     """Delete the server; its floating IPs stay allocated (the portal does not own them)."""
     drift = _drift(op)
     if Instance.objects.filter(server_id=drift.resource_id).exists():
@@ -204,7 +197,7 @@ def _step_delete_unowned(op: Operation, client: OpenStackClient) -> None:
         client.delete_server(drift.resource_id)
 
 
-def _step_wait_unowned_gone(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_wait_unowned_gone(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done once the server answers 404 (or DELETED)."""
     drift = _drift(op)
     try:
@@ -241,7 +234,7 @@ def drift_release_floating_ip(*, drift: Drift, requested_by: Any = None) -> Oper
     )
 
 
-def _step_release_ip(op: Operation, client: OpenStackClient) -> None:
+def step_release_ip(op: Operation, client: OpenStackClient) -> None:
     """Release it, unless it was bound to a port meanwhile or is not the portal's."""
     drift = _drift(op)
     record = _owned_floating_ip(drift)
@@ -281,7 +274,7 @@ def drift_mark_terminated(*, drift: Drift, requested_by: Any = None) -> Operatio
     )
 
 
-def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
+def step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
     """Check the server is really gone, release the portal's floating IPs, mark the mirror."""
     drift = _drift(op)
     instance = Instance.objects.filter(server_id=drift.resource_id).first()
@@ -327,7 +320,7 @@ def drift_link_user(*, drift: Drift, soldier: Soldier, requested_by: Any = None)
     )
 
 
-def _step_link_user(op: Operation, client: OpenStackClient) -> None:
+def step_link_user(op: Operation, client: OpenStackClient) -> None:
     """Read the user and record it on the soldier, name included (their project's name)."""
     drift = _drift(op)
     assert op.soldier is not None
@@ -357,45 +350,13 @@ def drift_disable_user(*, drift: Drift, requested_by: Any = None) -> Operation:
     )
 
 
-def _step_disable_keystone_user(op: Operation, client: OpenStackClient) -> None:
+def step_disable_keystone_user(op: Operation, client: OpenStackClient) -> None:
     """Disable the user; one already gone needs nothing more."""
     drift = _drift(op)
     with contextlib.suppress(errors.NotFound):
         client.disable_user(drift.resource_id)
     with fenced(op):
         _resolve(drift)
-
-
-register(
-    Operation.Kind.DRIFT_ADOPT,
-    [("drift_adopt", _step_adopt)],
-    success=gettext_noop("The server is now a VM of the soldier."),
-)
-register(
-    Operation.Kind.DRIFT_DELETE_SERVER,
-    [("drift_delete_server", _step_delete_unowned), ("drift_wait_gone", _step_wait_unowned_gone)],
-    success=gettext_noop("The server was deleted."),
-)
-register(
-    Operation.Kind.DRIFT_RELEASE_IP,
-    [("drift_release_ip", _step_release_ip)],
-    success=gettext_noop("The floating IP was released."),
-)
-register(
-    Operation.Kind.DRIFT_MARK_TERMINATED,
-    [("drift_mark_terminated", _step_mark_terminated)],
-    success=gettext_noop("The VM is recorded as deleted."),
-)
-register(
-    Operation.Kind.DRIFT_LINK_USER,
-    [("drift_link_user", _step_link_user)],
-    success=gettext_noop("The Keystone user is now the soldier's cloud account."),
-)
-register(
-    Operation.Kind.DRIFT_DISABLE_USER,
-    [("drift_disable_user", _step_disable_keystone_user)],
-    success=gettext_noop("The Keystone user was disabled."),
-)
 
 
 def open_drift() -> Any:

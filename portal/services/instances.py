@@ -31,19 +31,17 @@ from portal.models import (
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import PowerState, RebootType, Server, ServerStatus, VmState
-from portal.services.engine import (
-    OperationRefused,
-    StepFailed,
-    Wait,
+from portal.operations.engine import (
     create_once,
     create_operation,
     enqueue,
     fenced,
     poll_seconds,
-    register,
     save_fields,
     start_operation,
 )
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
 from portal.services.onboarding import (
     external_network_id,
     onboarding_complete,
@@ -134,7 +132,7 @@ def _instance(op: Operation) -> Instance:
     return Instance.objects.select_related("project", "template").get(pk=op.instance_id)
 
 
-def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     """Make sure the soldier is onboarded, through their own (serialized) onboard operation.
 
     Onboarding twice at once could create two networks (Neutron allows duplicate names), so a
@@ -180,7 +178,7 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     return Wait(poll_seconds())
 
 
-def _step_resolve(op: Operation, client: OpenStackClient) -> None:
+def step_resolve(op: Operation, client: OpenStackClient) -> None:
     """Pin the network and the project's own security group id for the create call."""
     instance = _instance(op)
     if instance.network_id and (instance.security_group_id or op.progress.get("sg_name")):
@@ -219,7 +217,7 @@ def _find_tagged_server(client: OpenStackClient, instance: Instance) -> Server |
     return None
 
 
-def _step_server(op: Operation, client: OpenStackClient) -> None:
+def step_server(op: Operation, client: OpenStackClient) -> None:
     """Create the server with a project-scoped token, unless a tagged one exists."""
     instance = _instance(op)
     if instance.server_id:
@@ -357,7 +355,7 @@ def _refresh(op: Operation, instance: Instance, client: OpenStackClient) -> Serv
     return server
 
 
-def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done at ACTIVE; failed at ERROR; otherwise look again later."""
     instance = _instance(op)
     server = _refresh(op, instance, client)
@@ -399,7 +397,7 @@ def _expected_build_seconds() -> float:
     return statistics.median(recent) if recent else 0.0
 
 
-def _step_port(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_port(op: Operation, client: OpenStackClient) -> Wait | None:
     """Find the server's port on its network (GET /v2.0/ports?device_id=)."""
     instance = _instance(op)
     if instance.port_id:
@@ -457,7 +455,7 @@ def _unrecorded_fip(client: OpenStackClient, instance: Instance) -> CloudFloatin
     return None
 
 
-def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
+def step_floating_ip(op: Operation, client: OpenStackClient) -> None:
     """Bind a floating IP to the port: an existing one on the port, or a new one."""
     instance = _instance(op)
     if instance.floating_ips.filter(released_at__isnull=True).exists():
@@ -500,7 +498,7 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
         instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
-def _step_sync(op: Operation, client: OpenStackClient) -> None:
+def step_sync(op: Operation, client: OpenStackClient) -> None:
     """Refresh the mirror once more (the floating address stays the one Neutron gave)."""
     _refresh(op, _instance(op), client)
 
@@ -526,7 +524,7 @@ def instance_delete(
     )
 
 
-def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
+def step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
     """Release the floating IPs the portal created for this VM, and no other."""
     instance = _instance(op)
     owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
@@ -550,7 +548,7 @@ def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
         instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
-def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
+def step_delete_server(op: Operation, client: OpenStackClient) -> None:
     """Delete the server (a launch that never recorded it is found by its tag)."""
     instance = _instance(op)
     server_id = instance.server_id
@@ -572,7 +570,7 @@ def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
 GONE_STATUSES = frozenset({ServerStatus.DELETED, ServerStatus.SOFT_DELETED})
 
 
-def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done once the server answers 404, DELETED or SOFT_DELETED."""
     instance = _instance(op)
     if not instance.server_id:
@@ -601,7 +599,7 @@ def mark_terminated(instance: Instance, now: datetime) -> None:
     instance.last_synced_at = now
 
 
-def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
+def step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
     """Record the deletion on the mirror."""
     instance = _instance(op)
     mark_terminated(instance, timezone.now())
@@ -670,7 +668,7 @@ def _power_applied(action: str, server: Server) -> bool:
     return False
 
 
-def _step_power_action(op: Operation, client: OpenStackClient) -> None:
+def step_power_action(op: Operation, client: OpenStackClient) -> None:
     """Send the action once; skip it if the server is already where it should be.
 
     The intent is saved before the call: a run that stops after sending (its "sent" mark lost)
@@ -721,7 +719,7 @@ def _send_power(client: OpenStackClient, server_id: str, action: str) -> None:
         client.reboot_server(server_id, kind=kind)
 
 
-def _step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done when the server reaches the action's end state with no task running."""
     instance = _instance(op)
     server = _refresh(op, instance, client)
@@ -751,33 +749,3 @@ def discharge_started(soldier: Soldier) -> bool:
         .filter(state__in=[*Operation.ACTIVE_STATES, Operation.State.FAILED])
         .exists()
     )
-
-
-register(
-    Operation.Kind.LAUNCH,
-    [
-        ("onboard", _step_onboard),
-        ("resolve", _step_resolve),
-        ("server", _step_server),
-        ("wait_active", _step_wait_active),
-        ("port", _step_port),
-        ("floating_ip", _step_floating_ip),
-        ("sync", _step_sync),
-    ],
-    success=gettext_noop("The VM is running and reachable at its floating IP."),
-)
-register(
-    Operation.Kind.DELETE,
-    [
-        ("release_floating_ips", _step_release_floating_ips),
-        ("delete_server", _step_delete_server),
-        ("wait_gone", _step_wait_gone),
-        ("terminated", _step_mark_terminated),
-    ],
-    success=gettext_noop("The VM and its floating IP were deleted."),
-)
-register(
-    Operation.Kind.POWER,
-    [("power_action", _step_power_action), ("power_wait", _step_power_wait)],
-    success=gettext_noop("The power action finished."),
-)

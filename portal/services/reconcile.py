@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_noop
 
 from portal.models import (
     Drift,
@@ -21,15 +20,8 @@ from portal.models import (
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import Microversion, Server, ServerStatus
+from portal.operations.engine import create_operation, enqueue, fenced, operation_run, save_fields
 from portal.services.drift import record_user_drift
-from portal.services.engine import (
-    create_operation,
-    enqueue,
-    fenced,
-    operation_run,
-    register,
-    save_fields,
-)
 from portal.services.instances import (
     GONE_STATUSES,
     MIRROR_FIELDS,
@@ -58,7 +50,7 @@ def cloud_reconcile(*, requested_by: Any = None, run_now: bool = False) -> Opera
 DOWN_CELLS_SHOWN = Microversion(2, 69)
 
 
-def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
+def step_reconcile(op: Operation, client: OpenStackClient) -> None:
     """Mirror every server and floating IP from two listings, whatever their number.
 
     A mirror is judged gone only if it had its server before the listing began, the listing
@@ -369,10 +361,3 @@ def _record_drift(
         Drift.objects.filter(kind=kind, resolved_at__isnull=True).exclude(
             resource_id__in=list(found)
         ).update(resolved_at=now)
-
-
-register(
-    Operation.Kind.RECONCILE,
-    [("reconcile", _step_reconcile)],
-    success=gettext_noop("The portal is in sync with the cloud."),
-)

@@ -38,8 +38,8 @@ from portal.models import (
     seoul_today,
 )
 from portal.openstack.types import ServerStatus
+from portal.operations.errors import OperationRefused
 from portal.roster import RosterFileError
-from portal.services.engine import OperationRefused
 from portal.services.instances import instance_launch
 from portal.services.onboarding import soldier_create, soldier_onboard
 

@@ -32,21 +32,12 @@ from portal.models import (
 )
 from portal.openstack import Flavor, Image, OpenStackClient, errors
 from portal.openstack.types import ServerStatus
+from portal.operations.engine import fenced, operation_retry, start_operation
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
 from portal.services.discharge import (
-    _step_disable_user,
-    _step_discharge_delete_vms,
-    _step_discharge_wait_vms,
-    _step_mark_disabled,
     soldier_discharge,
-)
-from portal.services.engine import (
-    OperationRefused,
-    StepFailed,
-    Wait,
-    fenced,
-    operation_retry,
-    register,
-    start_operation,
+    step_discharge_wait_vms,
 )
 from portal.services.instances import (
     MIRROR_FIELDS,
@@ -274,7 +265,7 @@ def instance_sync(
     )
 
 
-def _step_sync_instance(op: Operation, client: OpenStackClient) -> None:
+def step_sync_instance(op: Operation, client: OpenStackClient) -> None:
     """Mirror the server and its floating IP (from Neutron); a vanished server is drift."""
     assert op.instance_id is not None
     instance = Instance.objects.select_related("project").get(pk=op.instance_id)
@@ -307,13 +298,6 @@ def _step_sync_instance(op: Operation, client: OpenStackClient) -> None:
         instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])
 
 
-register(
-    Operation.Kind.SYNC,
-    [("sync_instance", _step_sync_instance)],
-    success=gettext_noop("The VM's record was refreshed from the cloud."),
-)
-
-
 # --- disable a soldier -----------------------------------------------------------------------
 
 
@@ -336,10 +320,10 @@ def soldier_disable(
     )
 
 
-def _step_disable_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_disable_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
     """Wait until every VM is deleted (the discharge's wait, with this operation's words)."""
     try:
-        return _step_discharge_wait_vms(op, client)
+        return step_discharge_wait_vms(op, client)
     except StepFailed as exc:
         raise StepFailed(
             gettext_noop(
@@ -348,19 +332,6 @@ def _step_disable_wait_vms(op: Operation, client: OpenStackClient) -> Wait | Non
             ),
             **exc.params,
         ) from exc
-
-
-register(
-    Operation.Kind.DISABLE,
-    [
-        # The discharge's own steps, without the network teardown.
-        ("delete_vms", _step_discharge_delete_vms),
-        ("disable_wait_vms", _step_disable_wait_vms),
-        ("disable_user", _step_disable_user),
-        ("disabled", _step_mark_disabled),
-    ],
-    success=gettext_noop("The soldier's VMs were deleted and their cloud account disabled."),
-)
 
 
 # --- what a destructive action will do -------------------------------------------------------

@@ -23,7 +23,7 @@ from portal.models import (
 )
 from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
-from portal.services import engine
+from portal.operations import engine
 from tests.integration.conftest import (
     ONE_VM,
     Cast,

@@ -6,6 +6,7 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from portal import services
+from portal.operations import registry
 from portal.models import FloatingIP, Instance, Operation, PowerState, Soldier
 from portal.openstack import OpenStackClient
 from tests.integration.conftest import (
@@ -23,7 +24,7 @@ pytestmark = [
     pytest.mark.needs("identity", "compute", "network", "image"),
 ]
 
-LAUNCH_STEPS = services.STEPS[Operation.Kind.LAUNCH]
+LAUNCH_STEPS = registry.kind_of(Operation.Kind.LAUNCH).step_names
 
 
 def launch(cast: Cast, **kwargs: Any) -> tuple[Instance, Operation]:

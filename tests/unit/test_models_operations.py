@@ -15,7 +15,7 @@ from django_tasks_db.models import DBTaskResult
 
 from portal import cloud, services
 from portal.models import Batch, Operation, Soldier
-from portal.services import engine
+from portal.operations import engine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,24 @@
+"""Discharge a soldier: delete their VMs, disable their user, tear down their network."""
+
+from django.utils.translation import gettext_noop
+
+from portal.models import Operation
+from portal.operations.registry import OperationKind, Step
+from portal.services import discharge
+
+KIND = OperationKind(
+    kind=Operation.Kind.DISCHARGE,
+    steps=(
+        Step("delete_vms", discharge.step_discharge_delete_vms),
+        Step("wait_vms", discharge.step_discharge_wait_vms),
+        Step("disable_user", discharge.step_disable_user),
+        # Neutron refuses any other order: interfaces, router, subnet, network.
+        Step("remove_router_interface", discharge.step_remove_router_interface),
+        Step("delete_router", discharge.step_delete_router),
+        Step("delete_subnet", discharge.step_delete_subnet),
+        Step("delete_network", discharge.step_delete_network),
+        Step("disabled", discharge.step_mark_disabled),
+    ),
+    success=gettext_noop("The soldier's VMs were deleted and their account disabled."),
+    retry_from="delete_vms",
+)
