@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from portal.errors import Refusal
 
 
@@ -11,6 +13,12 @@ class OperationRefused(Refusal):
 
 class StepFailed(Refusal):
     """A step met a condition retrying cannot fix; the operation fails with this message."""
+
+    # A msgid, not a lazy string: the failed operation stores it and translates it when shown.
+    message: str
+
+    def __init__(self, message: str, /, **params: Any) -> None:
+        super().__init__(message, **params)
 
 
 class ClaimLost(Exception):

@@ -40,6 +40,46 @@ FIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+def drift_record(
+    *,
+    kind: Drift.Kind,
+    found: dict[str, tuple[str, str]],
+    now: datetime,
+    resolve_missing: bool = True,
+) -> None:
+    """Upsert one row per drifting resource; mark resolved what no longer drifts.
+
+    ``found`` maps a resource id to (its project id, a detail for staff); reconcile calls this
+    for each kind of drift it looks for.
+    """
+    existing = {d.resource_id: d for d in Drift.objects.filter(kind=kind)}
+    fresh: list[Drift] = []
+    seen: list[Drift] = []
+    for resource_id, (project_id, detail) in found.items():
+        row = existing.get(resource_id)
+        if row is None:
+            fresh.append(
+                Drift(
+                    kind=kind,
+                    resource_id=resource_id,
+                    project_keystone_id=project_id,
+                    detail=detail[:255],
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        else:
+            row.last_seen_at = now
+            row.resolved_at = None
+            seen.append(row)
+    Drift.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+    Drift.objects.bulk_update(seen, ["last_seen_at", "resolved_at"], batch_size=500)
+    if resolve_missing:
+        Drift.objects.filter(kind=kind, resolved_at__isnull=True).exclude(
+            resource_id__in=list(found)
+        ).update(resolved_at=now)
+
+
 def record_user_drift(*, client: OpenStackClient, now: datetime) -> int:
     """Record the Keystone users of the soldiers' domain that belong to no soldier.
 
@@ -47,8 +87,6 @@ def record_user_drift(*, client: OpenStackClient, now: datetime) -> int:
     cloud's own users (the portal's, services', administrators') hold roles on projects that
     are not soldier projects and are left out; so is anyone a soldier row names.
     """
-    from portal.services.reconcile import _record_drift  # reconcile calls this module
-
     users = client.list_users(domain_id=domain_id())
     assignments = client.list_role_assignments()
     soldier_projects = set(
@@ -82,7 +120,7 @@ def record_user_drift(*, client: OpenStackClient, now: datetime) -> int:
         and user.id != me
         and user.id not in elsewhere
     }
-    _record_drift(Drift.Kind.USER_WITHOUT_SOLDIER, found, now)
+    drift_record(kind=Drift.Kind.USER_WITHOUT_SOLDIER, found=found, now=now)
     return len(found)
 
 

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 
 from portal import services
-from portal.operations import registry
 from portal.models import FloatingIP, Instance, Operation
 from portal.openstack import NotFound, OpenStackClient
+from portal.operations import registry
 from tests.integration.conftest import ONBOARDED, Cast, finished, inventory, recorded_calls
 
 pytestmark = [

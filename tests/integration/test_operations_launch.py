@@ -6,9 +6,9 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from portal import services
-from portal.operations import registry
 from portal.models import FloatingIP, Instance, Operation, PowerState, Soldier
 from portal.openstack import OpenStackClient
+from portal.operations import registry
 from tests.integration.conftest import (
     ONE_VM,
     Cast,

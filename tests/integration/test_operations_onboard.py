@@ -6,9 +6,9 @@ import pytest
 from django.db import transaction
 
 from portal import services
-from portal.operations import registry
 from portal.models import Operation, ProjectNetwork, Soldier
 from portal.openstack import OpenStackClient
+from portal.operations import registry
 from tests.integration.conftest import (
     ONBOARDED,
     Cast,
