@@ -20,6 +20,7 @@ from django.utils.translation import gettext, gettext_noop
 from portal import validation
 from portal.models import (
     Batch,
+    Drift,
     FloatingIP,
     Instance,
     Operation,
@@ -749,3 +750,61 @@ def discharge_started(soldier: Soldier) -> bool:
         .filter(state__in=[*Operation.ACTIVE_STATES, Operation.State.FAILED])
         .exists()
     )
+
+
+# --- sync one VM (a staff action) ----------------------------------------------------------------
+
+
+def instance_sync(
+    *, instance: Instance, requested_by: Any = None, batch: Batch | None = None
+) -> Operation:
+    """Queue a fresh read of one VM from the cloud (what the periodic reconcile does for all).
+
+    It takes the VM's operation lock but no pending action: reading changes nothing in the
+    cloud, and another action on the VM refreshes it anyway.
+    """
+    if instance.status == ServerStatus.DELETED:
+        raise OperationRefused(gettext_noop("This VM is deleted; there is nothing to sync."))
+    if not instance.server_id:
+        raise OperationRefused(gettext_noop("This VM has no server in the cloud yet."))
+    return start_operation(
+        kind=Operation.Kind.SYNC,
+        lock_key=f"instance:{instance.pk}",
+        soldier=instance.owner,
+        instance=instance,
+        requested_by=requested_by,
+        batch=batch,
+    )
+
+
+def step_sync_instance(op: Operation, client: OpenStackClient) -> None:
+    """Mirror the server and its floating IP (from Neutron); a vanished server is drift."""
+    assert op.instance_id is not None
+    instance = Instance.objects.select_related("project").get(pk=op.instance_id)
+    assert instance.server_id
+    try:
+        server = client.get_server(instance.server_id)
+    except errors.NotFound:
+        server = None
+    floating: str | None = None
+    if server is not None and instance.port_id:
+        bound = client.list_floating_ips(port_id=instance.port_id)
+        floating = bound[0].floating_ip_address if bound else ""
+    now = timezone.now()
+    with fenced(op):
+        if server is None or server.status is ServerStatus.DELETED:
+            mark_terminated(instance, now)
+            instance.deleted_outside_portal = True
+            Drift.objects.update_or_create(
+                kind=Drift.Kind.DELETED_OUTSIDE,
+                resource_id=instance.server_id,
+                defaults={
+                    "project_keystone_id": instance.project.keystone_id,
+                    "detail": instance.name[:255],
+                    "last_seen_at": now,
+                    "resolved_at": None,
+                },
+            )
+        else:
+            mirror_server(instance, server, now, floating_ip=floating)
+        instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_noop
@@ -21,7 +22,7 @@ from portal.models import (
     Soldier,
     VmTemplate,
 )
-from portal.openstack import OpenStackClient, errors
+from portal.openstack import Flavor, Image, OpenStackClient, errors
 from portal.openstack.types import Network, Router, Subnet, User
 from portal.openstack.types import Project as CloudProject
 from portal.operations.engine import create_once, create_operation, enqueue, fenced, operation_run
@@ -544,3 +545,37 @@ def vm_template_from_cloud(
         },
     )
     return template
+
+
+# --- a soldier added by hand, and what a template can boot ---------------------------------------
+
+
+def soldier_register(
+    *,
+    service_number: str,
+    name: str,
+    keystone_user_name: str,
+    unit: str = "",
+    enlisted_on: Any = None,
+    discharge_on: Any = None,
+) -> Soldier:
+    """A soldier added by hand: a Django user of the cloud name (no password) and the record."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(username=keystone_user_name)
+        return soldier_create(
+            user=user,
+            service_number=service_number,
+            name=name,
+            unit=unit,
+            enlisted_on=enlisted_on,
+            discharge_on=discharge_on,
+            keystone_user_name=keystone_user_name,
+        )
+
+
+def cloud_boot_choices() -> tuple[list[Image], list[Flavor]]:
+    """The cloud's active images and its flavors, for making a template (two listings)."""
+    client = cloud.get_client()
+    images = sorted(client.list_images(), key=lambda i: i.name)
+    flavors = sorted(client.list_flavors(), key=lambda f: (f.vcpus, f.ram_mib, f.disk_gib))
+    return images, flavors

@@ -15,8 +15,8 @@ from portal.models import (
 )
 from portal.operations.engine import SYNCHRONOUS_KINDS, finish, send_task, setting
 from portal.operations.errors import OperationRefused
-from portal.services.discharge import soldiers_discharge_due
 from portal.services.reconcile import cloud_reconcile
+from portal.services.teardown import soldiers_discharge_due
 
 
 @dataclass

@@ -186,6 +186,28 @@ def test_every_import_follows_the_layers() -> None:
     assert layering_violations(portal_graph()) == []
 
 
+def private_imports(sources: dict[str, str]) -> list[str]:
+    """``from portal.x import _y`` anywhere: a module's private names are its own."""
+    found: list[str] = []
+    for name, text in sorted(sources.items()):
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("portal"):
+                found += [
+                    f"{name}: from {node.module} import {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                ]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    sources = {name: path.read_text() for name, path in portal_modules().items()}
+    assert private_imports(sources) == []
+    assert private_imports({"portal.a": "def f():\n    from portal.b import _c\n"}) == [
+        "portal.a: from portal.b import _c"
+    ]
+
+
 def test_every_kind_module_is_listed_and_every_queued_kind_is_declared() -> None:
     declaring = {
         name

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from portal.models import (
+    Batch,
+    FloatingIP,
     Instance,
     Operation,
     Project,
@@ -31,9 +34,11 @@ from portal.operations.engine import (
     poll_seconds,
     save_fields,
     setting,
+    start_operation,
 )
 from portal.operations.errors import OperationRefused, StepFailed
 from portal.operations.registry import Wait
+from portal.services.batches import BulkResult, attach_to_batch, batch_apply
 from portal.services.instances import instance_delete
 
 logger = logging.getLogger(__name__)
@@ -230,3 +235,100 @@ def step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
 
 # A retried discharge starts again at deleting the VMs: the failed delete it stopped on is
 # retried (or the VM was deleted by hand meanwhile) instead of being waited on again.
+
+
+# --- disable a soldier, discharge several, and what a teardown will do ---------------------------
+
+
+def soldiers_discharge_now(*, soldiers: Sequence[Soldier], requested_by: Any = None) -> BulkResult:
+    """Discharge these soldiers today (delete VMs, disable the user, tear the network down)."""
+
+    def start(soldier: Soldier, batch: Batch | None) -> Operation:
+        if soldier.state == Soldier.State.DISABLED:
+            raise OperationRefused(gettext_noop("This soldier is already disabled."))
+        # Queued on commit of batch_apply's transaction, so the batch is set before it runs.
+        return attach_to_batch(soldier_discharge(soldier=soldier, requested_by=requested_by), batch)
+
+    return batch_apply(
+        kind=Operation.Kind.DISCHARGE, targets=soldiers, start=start, requested_by=requested_by
+    )
+
+
+def soldier_disable(
+    *, soldier: Soldier, requested_by: Any = None, batch: Batch | None = None
+) -> Operation:
+    """Queue: delete the soldier's VMs (and their floating IPs), disable the Keystone user.
+
+    Unlike a discharge, the project and its network stay, so nothing has to be rebuilt if the
+    soldier comes back; their tokens are revoked by Keystone at once.
+    """
+    if soldier.state == Soldier.State.DISABLED:
+        raise OperationRefused(gettext_noop("This soldier is already disabled."))
+    return start_operation(
+        kind=Operation.Kind.DISABLE,
+        lock_key=f"soldier:{soldier.pk}",
+        soldier=soldier,
+        requested_by=requested_by,
+        batch=batch,
+    )
+
+
+def step_disable_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Wait until every VM is deleted (the discharge's wait, with this operation's words)."""
+    try:
+        return step_discharge_wait_vms(op, client)
+    except StepFailed as exc:
+        raise StepFailed(
+            gettext_noop(
+                "Deleting VM %(name)s failed (%(reason)s); retry it, then retry disabling the "
+                "soldier."
+            ),
+            **exc.params,
+        ) from exc
+
+
+@dataclass
+class TeardownPreview:
+    """Shown before anything is deleted: servers, floating IPs released, floating IPs kept."""
+
+    servers: list[Instance] = field(default_factory=list)
+    released: list[FloatingIP] = field(default_factory=list)
+    # Bound to the portal's VMs but not created by the portal: never released by it.
+    kept: list[FloatingIP] = field(default_factory=list)
+    networks: list[ProjectNetwork] = field(default_factory=list)
+
+
+def teardown_preview(
+    *,
+    instances: Iterable[Instance] = (),
+    soldiers: Iterable[Soldier] = (),
+    networks: bool = False,
+) -> TeardownPreview:
+    """What deleting these VMs (or every VM of these soldiers) deletes, releases and keeps.
+
+    Ownership is the portal's own record (``created_by_portal``), the same test the delete
+    step applies; ``networks`` adds the portal-owned networks a discharge tears down.
+    """
+    instance_ids = {i.pk for i in instances}
+    soldier_ids = {s.pk for s in soldiers}
+    live = Instance.objects.exclude(status=ServerStatus.DELETED).select_related("owner")
+    servers = list(live.filter(pk__in=instance_ids)) + list(
+        live.filter(owner_id__in=soldier_ids).exclude(pk__in=instance_ids)
+    )
+    fips = list(
+        FloatingIP.objects.filter(
+            instance__in=[i.pk for i in servers], released_at__isnull=True
+        ).select_related("instance")
+    )
+    preview = TeardownPreview(
+        servers=servers,
+        released=[f for f in fips if f.created_by_portal],
+        kept=[f for f in fips if not f.created_by_portal],
+    )
+    if networks:
+        preview.networks = list(
+            ProjectNetwork.objects.filter(
+                project__soldier_id__in=soldier_ids, removed_at__isnull=True
+            ).select_related("project")
+        )
+    return preview
