@@ -13,7 +13,8 @@ The layers, bottom up (a module may import only from its own layer's rules and b
 - the interfaces: ``portal.admin``, ``portal.selfservice``, views, ``portal.tasks``, commands.
 
 The graph is read from the source (imports at module level and inside functions alike), so a
-cycle hidden behind a function-level import is still a cycle here. Edges go to the module an
+cycle hidden behind a function-level import is still a cycle here; imports under
+``if TYPE_CHECKING:`` never run and are left out. Edges go to the module an
 import names (``from portal.services import drift`` is an edge to ``portal.services.drift``).
 """
 
@@ -74,12 +75,27 @@ def _imported(node: ast.AST, modules: Iterable[str]) -> set[str]:
     return found
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under ``if TYPE_CHECKING:`` (imports for annotations never run)."""
+    found: list[ast.AST] = []
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                pending.extend(child.orelse)
+                continue
+            pending.append(child)
+    return found
+
+
 def import_graph(sources: dict[str, str]) -> Graph:
     """Module → the portal modules it imports anywhere in its body (functions included)."""
     graph: Graph = {}
     for name, text in sources.items():
         edges: set[str] = set()
-        for node in ast.walk(ast.parse(text)):
+        for node in _runtime_nodes(ast.parse(text)):
             edges |= _imported(node, sources)
         edges.discard(name)
         graph[name] = edges
@@ -259,8 +275,10 @@ def test_a_cycle_through_a_function_level_import_is_found() -> None:
             "portal.b": "def later():\n    from portal.c import thing\n",
             "portal.c": "import portal.a\nthing = 1\n",
             "portal.d": "from portal.a import b\n",
+            "portal.e": "import typing\nif typing.TYPE_CHECKING:\n    import portal.a\n",
         }
     )
+    assert graph["portal.e"] == set()
     assert graph["portal.b"] == {"portal.c"}
     assert cycles(graph) == [["portal.a", "portal.b", "portal.c"]]
 
