@@ -24,4 +24,5 @@ KIND = OperationKind(
         Step("terminated", instances.step_mark_terminated, label=_("recording the deletion")),
     ),
     success=gettext_noop("The VM and its floating IP were deleted."),
+    timeout_setting="OPERATION_DELETE_TIMEOUT_SECONDS",
 )

@@ -20,5 +20,6 @@ KIND = OperationKind(
         Step("disabled", teardown.step_mark_disabled),
     ),
     success=gettext_noop("The soldier's VMs were deleted and their account disabled."),
+    timeout_setting="OPERATION_DISCHARGE_TIMEOUT_SECONDS",
     retry_from="delete_vms",
 )

@@ -78,13 +78,8 @@ def poll_seconds() -> float:
     return setting("OPERATION_POLL_SECONDS")
 
 
-def _wait_deadline(kind: str) -> timedelta:
-    names: dict[str, str] = {
-        Operation.Kind.LAUNCH: "OPERATION_LAUNCH_TIMEOUT_SECONDS",
-        Operation.Kind.DELETE: "OPERATION_DELETE_TIMEOUT_SECONDS",
-        Operation.Kind.DISCHARGE: "OPERATION_DISCHARGE_TIMEOUT_SECONDS",
-    }
-    return timedelta(seconds=setting(names.get(kind, "OPERATION_POWER_TIMEOUT_SECONDS")))
+def _wait_deadline(kind: OperationKind) -> timedelta:
+    return timedelta(seconds=setting(kind.timeout_setting))
 
 
 def _max_retries() -> int:
@@ -498,7 +493,7 @@ def _run_steps(op: Operation, kind: OperationKind) -> str:
                 if op.step != name:
                     op.progress.pop("step_retries", None)
                 op.step = name
-                op.deadline_at = timezone.now() + _wait_deadline(op.kind)
+                op.deadline_at = timezone.now() + _wait_deadline(kind)
                 op.lease_expires_at = timezone.now() + _lease()
                 save_fields(op, "step", "deadline_at", "lease_expires_at", "progress")
             # (Resuming the step it stopped at: the claim has just renewed the lease.)
@@ -544,7 +539,7 @@ def _run_steps(op: Operation, kind: OperationKind) -> str:
 
 def _reschedule_wait(op: Operation, wait: Wait) -> str:
     if op.deadline_at is not None and timezone.now() >= op.deadline_at:
-        minutes = max(1, round(_wait_deadline(op.kind).total_seconds() / 60))
+        minutes = max(1, round(_wait_deadline(registry.kind_of(op.kind)).total_seconds() / 60))
         finish(
             op,
             Operation.State.FAILED,

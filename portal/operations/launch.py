@@ -19,4 +19,5 @@ KIND = OperationKind(
         Step("sync", instances.step_sync, label=_("reading the final state")),
     ),
     success=gettext_noop("The VM is running and reachable at its floating IP."),
+    timeout_setting="OPERATION_LAUNCH_TIMEOUT_SECONDS",
 )

@@ -58,6 +58,8 @@ class OperationKind:
     # Where a retry starts again when later steps only wait for earlier ones' effects (waiting
     # again would not redo what failed); None resumes at the step where it stopped.
     retry_from: str | None = None
+    # The setting that bounds how long one step may wait for the cloud, counted from its start.
+    timeout_setting: str = "OPERATION_POWER_TIMEOUT_SECONDS"
     _by_name: dict[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

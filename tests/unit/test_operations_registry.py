@@ -96,3 +96,11 @@ def test_a_module_listed_without_a_declaration_is_refused() -> None:
     with pytest.raises(TypeError, match="KIND"):
         registry.install(["portal.operations.errors"])
     assert registry.find(Operation.Kind.LAUNCH) is not None  # the registry was left as it was
+
+
+def test_each_kind_waits_for_the_cloud_as_long_as_its_setting_says() -> None:
+    timeouts = {kind.kind: kind.timeout_setting for kind in registry.declared_kinds()}
+    assert timeouts.pop(Operation.Kind.LAUNCH) == "OPERATION_LAUNCH_TIMEOUT_SECONDS"
+    assert timeouts.pop(Operation.Kind.DELETE) == "OPERATION_DELETE_TIMEOUT_SECONDS"
+    assert timeouts.pop(Operation.Kind.DISCHARGE) == "OPERATION_DISCHARGE_TIMEOUT_SECONDS"
+    assert set(timeouts.values()) == {"OPERATION_POWER_TIMEOUT_SECONDS"}
