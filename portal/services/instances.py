@@ -1,4 +1,7 @@
-"""VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions.
+"""VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions, sync.
+
+Each use-case records an operation (the click half); its steps, declared as a kind in
+``portal.operations``, are the ``step_*`` functions below (the worker half).
 
 Each VM has at most one pending action at a time (``engine.claim_instance``); the mirror fields
 of an ``Instance`` are refreshed from the server by every step that reads it.

@@ -1,4 +1,8 @@
-"""Onboarding: the soldier's Keystone user, project, role grants and a network VMs can use."""
+"""Onboarding: the soldier's Keystone user, project, role grants and a network VMs can use.
+
+Also the soldier record itself (from the roster or added by hand) and what a VM template can
+boot (the cloud's images and flavors).
+"""
 
 from __future__ import annotations
 

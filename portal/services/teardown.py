@@ -1,4 +1,5 @@
-"""Discharge: delete a soldier's VMs, disable their user, tear down the portal-owned network."""
+"""Teardown: discharge (delete a soldier's VMs, disable their user, tear down the portal-owned
+network), disable (the same without the network), and the preview of what either will delete."""
 
 from __future__ import annotations
 
