@@ -8,6 +8,16 @@ class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = _("CodeSquare Portal")
 
+    def ready(self) -> None:
+        # The engine's wiring, explicit and in one place: which kinds it runs, which task queues
+        # an operation. (The task module imports the engine, never the reverse.)
+        from portal import tasks
+        from portal.operations import engine, registry
+        from portal.operations.kinds import KIND_MODULES
+
+        registry.install(KIND_MODULES)
+        engine.use_task(tasks.operation_run)
+
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):
     """Django's admin, with the staff console's site as ``admin.site``."""

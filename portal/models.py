@@ -424,7 +424,7 @@ class Operation(models.Model):
         RECONCILE = "reconcile", _("Sync with the cloud")
         DISCHARGE = "discharge", _("Discharge")
         SSH_KEY = "ssh_key", _("SSH key import")
-        # Staff console (portal.services.staff, portal.services.drift).
+        # Staff console (portal.services.instances, .teardown, .drift).
         SYNC = "sync", _("Sync VM with the cloud")
         DISABLE = "disable", _("Disable soldier")
         DRIFT_ADOPT = "drift_adopt", _("Adopt a server")

@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.models import Instance, Operation
 from portal.openstack.types import PowerState, ServerStatus
+from portal.operations.registry import step_label
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -313,26 +314,6 @@ _ACTION_KEYS = {
 # Keys whose words already carry the portal's last error: no separate "problem" line.
 _SHOWS_OWN_ERROR = frozenset({StatusKey.ERROR, StatusKey.FAILED, StatusKey.QUEUED})
 
-# --- step words (moving) --------------------------------------------------------------------
-# The operation step under way, as the end of "The VM is being created: …". These belong with
-# the operation kinds that declare the steps; they stay here until they move there.
-_STEP_WORDS = {
-    "onboard": _("preparing the cloud account"),
-    "resolve": _("choosing the network"),
-    "server": _("asking the cloud for the VM"),
-    "wait_active": _("the cloud is building the VM"),
-    "port": _("finding the VM's network port"),
-    "floating_ip": _("attaching a public address"),
-    "sync": _("reading the final state"),
-    "release_floating_ips": _("releasing the public address"),
-    "delete_server": _("deleting the VM"),
-    "wait_gone": _("waiting for the cloud to remove the VM"),
-    "terminated": _("recording the deletion"),
-    "power_action": _("sending the request to the cloud"),
-    "power_wait": _("waiting for the cloud"),
-}
-# --- end of step words ----------------------------------------------------------------------
-
 
 def build_slow_after() -> timedelta:
     """How long a build may take before people are told it is slower than usual."""
@@ -418,7 +399,9 @@ Hook = Callable[[MergedStatus, Any, bool, datetime], MergedStatus]
 def _building_text(shown: MergedStatus, instance: Any, staff: bool, now: datetime) -> MergedStatus:
     """Which step the build is at, and whether it is taking longer than usual."""
     _action, operation = _pending(instance)
-    words = _STEP_WORDS.get(str(getattr(operation, "step", "") or ""))
+    # A building VM is a launch at one of its steps; the launch kind declares their words.
+    kind = str(getattr(operation, "kind", "") or Operation.Kind.LAUNCH)
+    words = step_label(kind, str(getattr(operation, "step", "") or ""))
     if words:
         shown = replace(
             shown, explanation=gettext("The VM is being created: %(step)s.") % {"step": words}

@@ -1,5 +1,5 @@
 """Who may see what: every soldier view goes through ``soldier_view``, every id through
-``_get_instance_for_soldier`` — anything that is not the logged-in soldier's is a 404."""
+``get_instance_for_soldier`` — anything that is not the logged-in soldier's is a 404."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def soldier_view(view: View) -> View:
     return wrapper
 
 
-def _get_instance_for_soldier(request: HttpRequest, pk: int) -> Instance:
+def get_instance_for_soldier(request: HttpRequest, pk: int) -> Instance:
     """The logged-in soldier's VM ``pk`` (with what its card reads), or 404 for any other."""
     return get_object_or_404(
         Instance.objects.select_related("pending_operation"), pk=pk, owner=request_soldier(request)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.models import Instance, Operation, Soldier
 from portal.openstack.types import ServerStatus
-from portal.services import STEPS
+from portal.operations import registry
 from portal.services.selfservice import soldier_delete_allowed
 from portal.status import Audience, MergedStatus, StatusKey, merged_status
 
@@ -175,9 +175,10 @@ class Card:
     def progress(self) -> tuple[int, int] | None:
         """(steps done, steps) of the operation under way, for ``<progress>``."""
         op = self.instance.pending_operation if self.instance.pending_action else None
-        if op is None or op.kind not in STEPS:
+        kind = registry.find(op.kind) if op is not None else None
+        if op is None or kind is None:
             return None
-        steps = STEPS[op.kind]
+        steps = kind.step_names
         done = steps.index(op.step) if op.step in steps else 0
         return done, len(steps)
 

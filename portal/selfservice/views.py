@@ -31,7 +31,7 @@ from django_htmx.http import HttpResponseStopPolling
 from portal import services
 from portal.models import Instance, Operation, SshKey
 from portal.selfservice import auth
-from portal.selfservice.access import _get_instance_for_soldier, request_soldier, soldier_view
+from portal.selfservice.access import get_instance_for_soldier, request_soldier, soldier_view
 from portal.selfservice.cards import ACTIONS, card_for, cards_for
 from portal.selfservice.forms import (
     LoginForm,
@@ -147,7 +147,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
     """The card's live part, for htmx polling; stops the polling (286) once the VM is stable."""
-    card = card_for(_get_instance_for_soldier(request, pk))
+    card = card_for(get_instance_for_soldier(request, pk))
     context = {"card": card, "seen": request.GET.get("seen", "")}
     response = render(request, "portal/home.html#vm-card", context)
     if not card.poll:
@@ -161,7 +161,7 @@ def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def vm_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """Start, stop, restart or delete my VM: a confirmation page, then the POST that acts."""
-    instance = _get_instance_for_soldier(request, pk)
+    instance = get_instance_for_soldier(request, pk)
     chosen = ACTIONS.get(action)
     if chosen is None:
         raise Http404

@@ -20,16 +20,9 @@ from django.utils.translation import gettext_noop
 from portal.models import Drift, FloatingIP, Instance, Operation, Project, Soldier
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import ServerStatus
-from portal.services.engine import (
-    OperationRefused,
-    StepFailed,
-    Wait,
-    fenced,
-    poll_seconds,
-    register,
-    save_fields,
-    start_operation,
-)
+from portal.operations.engine import fenced, poll_seconds, save_fields, start_operation
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
 from portal.services.instances import (
     MIRROR_FIELDS,
     mark_terminated,
@@ -47,6 +40,46 @@ FIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+def drift_record(
+    *,
+    kind: Drift.Kind,
+    found: dict[str, tuple[str, str]],
+    now: datetime,
+    resolve_missing: bool = True,
+) -> None:
+    """Upsert one row per drifting resource; mark resolved what no longer drifts.
+
+    ``found`` maps a resource id to (its project id, a detail for staff); reconcile calls this
+    for each kind of drift it looks for.
+    """
+    existing = {d.resource_id: d for d in Drift.objects.filter(kind=kind)}
+    fresh: list[Drift] = []
+    seen: list[Drift] = []
+    for resource_id, (project_id, detail) in found.items():
+        row = existing.get(resource_id)
+        if row is None:
+            fresh.append(
+                Drift(
+                    kind=kind,
+                    resource_id=resource_id,
+                    project_keystone_id=project_id,
+                    detail=detail[:255],
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        else:
+            row.last_seen_at = now
+            row.resolved_at = None
+            seen.append(row)
+    Drift.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+    Drift.objects.bulk_update(seen, ["last_seen_at", "resolved_at"], batch_size=500)
+    if resolve_missing:
+        Drift.objects.filter(kind=kind, resolved_at__isnull=True).exclude(
+            resource_id__in=list(found)
+        ).update(resolved_at=now)
+
+
 def record_user_drift(*, client: OpenStackClient, now: datetime) -> int:
     """Record the Keystone users of the soldiers' domain that belong to no soldier.
 
@@ -54,8 +87,6 @@ def record_user_drift(*, client: OpenStackClient, now: datetime) -> int:
     cloud's own users (the portal's, services', administrators') hold roles on projects that
     are not soldier projects and are left out; so is anyone a soldier row names.
     """
-    from portal.services.reconcile import _record_drift  # reconcile calls this module
-
     users = client.list_users(domain_id=domain_id())
     assignments = client.list_role_assignments()
     soldier_projects = set(
@@ -89,7 +120,7 @@ def record_user_drift(*, client: OpenStackClient, now: datetime) -> int:
         and user.id != me
         and user.id not in elsewhere
     }
-    _record_drift(Drift.Kind.USER_WITHOUT_SOLDIER, found, now)
+    drift_record(kind=Drift.Kind.USER_WITHOUT_SOLDIER, found=found, now=now)
     return len(found)
 
 
@@ -151,7 +182,7 @@ def drift_adopt_server(*, drift: Drift, soldier: Soldier, requested_by: Any = No
     )
 
 
-def _step_adopt(op: Operation, client: OpenStackClient) -> None:
+def step_adopt(op: Operation, client: OpenStackClient) -> None:
     """Read the server and its floating IPs, and record them as the soldier's."""
     drift = _drift(op)
     assert op.soldier is not None
@@ -193,7 +224,7 @@ def drift_delete_server(*, drift: Drift, requested_by: Any = None) -> Operation:
     )
 
 
-def _step_delete_unowned(op: Operation, client: OpenStackClient) -> None:
+def step_delete_unowned(op: Operation, client: OpenStackClient) -> None:
     """Delete the server; its floating IPs stay allocated (the portal does not own them)."""
     drift = _drift(op)
     if Instance.objects.filter(server_id=drift.resource_id).exists():
@@ -204,7 +235,7 @@ def _step_delete_unowned(op: Operation, client: OpenStackClient) -> None:
         client.delete_server(drift.resource_id)
 
 
-def _step_wait_unowned_gone(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_wait_unowned_gone(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done once the server answers 404 (or DELETED)."""
     drift = _drift(op)
     try:
@@ -241,7 +272,7 @@ def drift_release_floating_ip(*, drift: Drift, requested_by: Any = None) -> Oper
     )
 
 
-def _step_release_ip(op: Operation, client: OpenStackClient) -> None:
+def step_release_ip(op: Operation, client: OpenStackClient) -> None:
     """Release it, unless it was bound to a port meanwhile or is not the portal's."""
     drift = _drift(op)
     record = _owned_floating_ip(drift)
@@ -281,7 +312,7 @@ def drift_mark_terminated(*, drift: Drift, requested_by: Any = None) -> Operatio
     )
 
 
-def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
+def step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
     """Check the server is really gone, release the portal's floating IPs, mark the mirror."""
     drift = _drift(op)
     instance = Instance.objects.filter(server_id=drift.resource_id).first()
@@ -327,7 +358,7 @@ def drift_link_user(*, drift: Drift, soldier: Soldier, requested_by: Any = None)
     )
 
 
-def _step_link_user(op: Operation, client: OpenStackClient) -> None:
+def step_link_user(op: Operation, client: OpenStackClient) -> None:
     """Read the user and record it on the soldier, name included (their project's name)."""
     drift = _drift(op)
     assert op.soldier is not None
@@ -357,45 +388,13 @@ def drift_disable_user(*, drift: Drift, requested_by: Any = None) -> Operation:
     )
 
 
-def _step_disable_keystone_user(op: Operation, client: OpenStackClient) -> None:
+def step_disable_keystone_user(op: Operation, client: OpenStackClient) -> None:
     """Disable the user; one already gone needs nothing more."""
     drift = _drift(op)
     with contextlib.suppress(errors.NotFound):
         client.disable_user(drift.resource_id)
     with fenced(op):
         _resolve(drift)
-
-
-register(
-    Operation.Kind.DRIFT_ADOPT,
-    [("drift_adopt", _step_adopt)],
-    success=gettext_noop("The server is now a VM of the soldier."),
-)
-register(
-    Operation.Kind.DRIFT_DELETE_SERVER,
-    [("drift_delete_server", _step_delete_unowned), ("drift_wait_gone", _step_wait_unowned_gone)],
-    success=gettext_noop("The server was deleted."),
-)
-register(
-    Operation.Kind.DRIFT_RELEASE_IP,
-    [("drift_release_ip", _step_release_ip)],
-    success=gettext_noop("The floating IP was released."),
-)
-register(
-    Operation.Kind.DRIFT_MARK_TERMINATED,
-    [("drift_mark_terminated", _step_mark_terminated)],
-    success=gettext_noop("The VM is recorded as deleted."),
-)
-register(
-    Operation.Kind.DRIFT_LINK_USER,
-    [("drift_link_user", _step_link_user)],
-    success=gettext_noop("The Keystone user is now the soldier's cloud account."),
-)
-register(
-    Operation.Kind.DRIFT_DISABLE_USER,
-    [("drift_disable_user", _step_disable_keystone_user)],
-    success=gettext_noop("The Keystone user was disabled."),
-)
 
 
 def open_drift() -> Any:

@@ -1,4 +1,7 @@
-"""VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions.
+"""VMs: launch (with a floating IP the portal owns), leak-proof delete, power actions, sync.
+
+Each use-case records an operation (the click half); its steps, declared as a kind in
+``portal.operations``, are the ``step_*`` functions below (the worker half).
 
 Each VM has at most one pending action at a time (``engine.claim_instance``); the mirror fields
 of an ``Instance`` are refreshed from the server by every step that reads it.
@@ -20,6 +23,7 @@ from django.utils.translation import gettext, gettext_noop
 from portal import validation
 from portal.models import (
     Batch,
+    Drift,
     FloatingIP,
     Instance,
     Operation,
@@ -31,19 +35,17 @@ from portal.models import (
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import PowerState, RebootType, Server, ServerStatus, VmState
-from portal.services.engine import (
-    OperationRefused,
-    StepFailed,
-    Wait,
+from portal.operations.engine import (
     create_once,
     create_operation,
     enqueue,
     fenced,
     poll_seconds,
-    register,
     save_fields,
     start_operation,
 )
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
 from portal.services.onboarding import (
     external_network_id,
     onboarding_complete,
@@ -134,7 +136,7 @@ def _instance(op: Operation) -> Instance:
     return Instance.objects.select_related("project", "template").get(pk=op.instance_id)
 
 
-def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     """Make sure the soldier is onboarded, through their own (serialized) onboard operation.
 
     Onboarding twice at once could create two networks (Neutron allows duplicate names), so a
@@ -180,7 +182,7 @@ def _step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     return Wait(poll_seconds())
 
 
-def _step_resolve(op: Operation, client: OpenStackClient) -> None:
+def step_resolve(op: Operation, client: OpenStackClient) -> None:
     """Pin the network and the project's own security group id for the create call."""
     instance = _instance(op)
     if instance.network_id and (instance.security_group_id or op.progress.get("sg_name")):
@@ -219,7 +221,7 @@ def _find_tagged_server(client: OpenStackClient, instance: Instance) -> Server |
     return None
 
 
-def _step_server(op: Operation, client: OpenStackClient) -> None:
+def step_server(op: Operation, client: OpenStackClient) -> None:
     """Create the server with a project-scoped token, unless a tagged one exists."""
     instance = _instance(op)
     if instance.server_id:
@@ -357,7 +359,7 @@ def _refresh(op: Operation, instance: Instance, client: OpenStackClient) -> Serv
     return server
 
 
-def _step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done at ACTIVE; failed at ERROR; otherwise look again later."""
     instance = _instance(op)
     server = _refresh(op, instance, client)
@@ -399,7 +401,7 @@ def _expected_build_seconds() -> float:
     return statistics.median(recent) if recent else 0.0
 
 
-def _step_port(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_port(op: Operation, client: OpenStackClient) -> Wait | None:
     """Find the server's port on its network (GET /v2.0/ports?device_id=)."""
     instance = _instance(op)
     if instance.port_id:
@@ -457,7 +459,7 @@ def _unrecorded_fip(client: OpenStackClient, instance: Instance) -> CloudFloatin
     return None
 
 
-def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
+def step_floating_ip(op: Operation, client: OpenStackClient) -> None:
     """Bind a floating IP to the port: an existing one on the port, or a new one."""
     instance = _instance(op)
     if instance.floating_ips.filter(released_at__isnull=True).exists():
@@ -500,7 +502,7 @@ def _step_floating_ip(op: Operation, client: OpenStackClient) -> None:
         instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
-def _step_sync(op: Operation, client: OpenStackClient) -> None:
+def step_sync(op: Operation, client: OpenStackClient) -> None:
     """Refresh the mirror once more (the floating address stays the one Neutron gave)."""
     _refresh(op, _instance(op), client)
 
@@ -526,7 +528,7 @@ def instance_delete(
     )
 
 
-def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
+def step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
     """Release the floating IPs the portal created for this VM, and no other."""
     instance = _instance(op)
     owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
@@ -550,7 +552,7 @@ def _step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
         instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
-def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
+def step_delete_server(op: Operation, client: OpenStackClient) -> None:
     """Delete the server (a launch that never recorded it is found by its tag)."""
     instance = _instance(op)
     server_id = instance.server_id
@@ -572,7 +574,7 @@ def _step_delete_server(op: Operation, client: OpenStackClient) -> None:
 GONE_STATUSES = frozenset({ServerStatus.DELETED, ServerStatus.SOFT_DELETED})
 
 
-def _step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_wait_gone(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done once the server answers 404, DELETED or SOFT_DELETED."""
     instance = _instance(op)
     if not instance.server_id:
@@ -601,7 +603,7 @@ def mark_terminated(instance: Instance, now: datetime) -> None:
     instance.last_synced_at = now
 
 
-def _step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
+def step_mark_terminated(op: Operation, client: OpenStackClient) -> None:
     """Record the deletion on the mirror."""
     instance = _instance(op)
     mark_terminated(instance, timezone.now())
@@ -670,7 +672,7 @@ def _power_applied(action: str, server: Server) -> bool:
     return False
 
 
-def _step_power_action(op: Operation, client: OpenStackClient) -> None:
+def step_power_action(op: Operation, client: OpenStackClient) -> None:
     """Send the action once; skip it if the server is already where it should be.
 
     The intent is saved before the call: a run that stops after sending (its "sent" mark lost)
@@ -721,7 +723,7 @@ def _send_power(client: OpenStackClient, server_id: str, action: str) -> None:
         client.reboot_server(server_id, kind=kind)
 
 
-def _step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
     """Done when the server reaches the action's end state with no task running."""
     instance = _instance(op)
     server = _refresh(op, instance, client)
@@ -753,31 +755,59 @@ def discharge_started(soldier: Soldier) -> bool:
     )
 
 
-register(
-    Operation.Kind.LAUNCH,
-    [
-        ("onboard", _step_onboard),
-        ("resolve", _step_resolve),
-        ("server", _step_server),
-        ("wait_active", _step_wait_active),
-        ("port", _step_port),
-        ("floating_ip", _step_floating_ip),
-        ("sync", _step_sync),
-    ],
-    success=gettext_noop("The VM is running and reachable at its floating IP."),
-)
-register(
-    Operation.Kind.DELETE,
-    [
-        ("release_floating_ips", _step_release_floating_ips),
-        ("delete_server", _step_delete_server),
-        ("wait_gone", _step_wait_gone),
-        ("terminated", _step_mark_terminated),
-    ],
-    success=gettext_noop("The VM and its floating IP were deleted."),
-)
-register(
-    Operation.Kind.POWER,
-    [("power_action", _step_power_action), ("power_wait", _step_power_wait)],
-    success=gettext_noop("The power action finished."),
-)
+# --- sync one VM (a staff action) ----------------------------------------------------------------
+
+
+def instance_sync(
+    *, instance: Instance, requested_by: Any = None, batch: Batch | None = None
+) -> Operation:
+    """Queue a fresh read of one VM from the cloud (what the periodic reconcile does for all).
+
+    It takes the VM's operation lock but no pending action: reading changes nothing in the
+    cloud, and another action on the VM refreshes it anyway.
+    """
+    if instance.status == ServerStatus.DELETED:
+        raise OperationRefused(gettext_noop("This VM is deleted; there is nothing to sync."))
+    if not instance.server_id:
+        raise OperationRefused(gettext_noop("This VM has no server in the cloud yet."))
+    return start_operation(
+        kind=Operation.Kind.SYNC,
+        lock_key=f"instance:{instance.pk}",
+        soldier=instance.owner,
+        instance=instance,
+        requested_by=requested_by,
+        batch=batch,
+    )
+
+
+def step_sync_instance(op: Operation, client: OpenStackClient) -> None:
+    """Mirror the server and its floating IP (from Neutron); a vanished server is drift."""
+    assert op.instance_id is not None
+    instance = Instance.objects.select_related("project").get(pk=op.instance_id)
+    assert instance.server_id
+    try:
+        server = client.get_server(instance.server_id)
+    except errors.NotFound:
+        server = None
+    floating: str | None = None
+    if server is not None and instance.port_id:
+        bound = client.list_floating_ips(port_id=instance.port_id)
+        floating = bound[0].floating_ip_address if bound else ""
+    now = timezone.now()
+    with fenced(op):
+        if server is None or server.status is ServerStatus.DELETED:
+            mark_terminated(instance, now)
+            instance.deleted_outside_portal = True
+            Drift.objects.update_or_create(
+                kind=Drift.Kind.DELETED_OUTSIDE,
+                resource_id=instance.server_id,
+                defaults={
+                    "project_keystone_id": instance.project.keystone_id,
+                    "detail": instance.name[:255],
+                    "last_seen_at": now,
+                    "resolved_at": None,
+                },
+            )
+        else:
+            mirror_server(instance, server, now, floating_ip=floating)
+        instance.save(update_fields=[*MIRROR_FIELDS, "updated_at"])

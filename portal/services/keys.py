@@ -20,7 +20,8 @@ from django.utils.translation import gettext_noop
 from portal import cloud
 from portal.models import Instance, Operation, Soldier, SshKey
 from portal.openstack import OpenStackClient, errors
-from portal.services.engine import OperationRefused, create_operation, finish, record_request_id
+from portal.operations.engine import create_operation, finish, record_request_id
+from portal.operations.errors import OperationRefused
 from portal.sshkeys import PublicKey
 
 logger = logging.getLogger(__name__)

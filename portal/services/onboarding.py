@@ -1,4 +1,8 @@
-"""Onboarding: the soldier's Keystone user, project, role grants and a network VMs can use."""
+"""Onboarding: the soldier's Keystone user, project, role grants and a network VMs can use.
+
+Also the soldier record itself (from the roster or added by hand) and what a VM template can
+boot (the cloud's images and flavors).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_noop
@@ -21,19 +26,11 @@ from portal.models import (
     Soldier,
     VmTemplate,
 )
-from portal.openstack import OpenStackClient, errors
+from portal.openstack import Flavor, Image, OpenStackClient, errors
 from portal.openstack.types import Network, Router, Subnet, User
 from portal.openstack.types import Project as CloudProject
-from portal.services.engine import (
-    OperationRefused,
-    StepFailed,
-    create_once,
-    create_operation,
-    enqueue,
-    fenced,
-    operation_run,
-    register,
-)
+from portal.operations.engine import create_once, create_operation, enqueue, fenced, operation_run
+from portal.operations.errors import OperationRefused, StepFailed
 
 
 def soldier_create(
@@ -195,7 +192,7 @@ def _reserved_refusal(soldier: Soldier) -> None:
         raise StepFailed(problem.message, **problem.params) from error
 
 
-def _step_user(op: Operation, client: OpenStackClient) -> None:
+def step_user(op: Operation, client: OpenStackClient) -> None:
     """Find the soldier's own Keystone user (the portal's marker proves it), or create it."""
     soldier = op.soldier
     assert soldier is not None
@@ -231,7 +228,7 @@ def _step_user(op: Operation, client: OpenStackClient) -> None:
         soldier.save(update_fields=["keystone_user_id", "updated_at"])
 
 
-def _step_project(op: Operation, client: OpenStackClient) -> None:
+def step_project(op: Operation, client: OpenStackClient) -> None:
     """Find the soldier's own project (by the portal's marker), or create it."""
     project = _soldier_project(op)
     if project.keystone_id:
@@ -260,7 +257,7 @@ def _step_project(op: Operation, client: OpenStackClient) -> None:
         project.save(update_fields=["keystone_id", "updated_at"])
 
 
-def _step_roles(op: Operation, client: OpenStackClient) -> None:
+def step_roles(op: Operation, client: OpenStackClient) -> None:
     """Grant the member role to the soldier and the service role to the portal."""
     project = _soldier_project(op)
     if project.roles_granted:
@@ -291,7 +288,7 @@ def _project_mode() -> bool:
     return settings.OPENSTACK_NETWORK_MODE == "project"
 
 
-def _step_network(op: Operation, client: OpenStackClient) -> None:
+def step_network(op: Operation, client: OpenStackClient) -> None:
     """Pick the shared network, or find or create the project's own."""
     project = _soldier_project(op)
     if not _project_mode():
@@ -328,7 +325,7 @@ def _step_network(op: Operation, client: OpenStackClient) -> None:
             project.save(update_fields=["network_id", "updated_at"])
 
 
-def _step_subnet(op: Operation, client: OpenStackClient) -> None:
+def step_subnet(op: Operation, client: OpenStackClient) -> None:
     """Find or create the subnet of the project's own network."""
     if not _project_mode():
         return
@@ -358,7 +355,7 @@ def _step_subnet(op: Operation, client: OpenStackClient) -> None:
         own.save(update_fields=["subnet_id"])
 
 
-def _step_router(op: Operation, client: OpenStackClient) -> None:
+def step_router(op: Operation, client: OpenStackClient) -> None:
     """Find or create the project's router, its gateway on the external network."""
     if not _project_mode():
         return
@@ -387,7 +384,7 @@ def _step_router(op: Operation, client: OpenStackClient) -> None:
         own.save(update_fields=["router_id"])
 
 
-def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
+def step_router_interface(op: Operation, client: OpenStackClient) -> None:
     """Attach the subnet to the router unless a port already joins them."""
     if not _project_mode():
         return
@@ -412,7 +409,7 @@ def _step_router_interface(op: Operation, client: OpenStackClient) -> None:
         own.save(update_fields=["interface_attached"])
 
 
-def _step_activate(op: Operation, client: OpenStackClient) -> None:
+def step_activate(op: Operation, client: OpenStackClient) -> None:
     """The soldier may now get VMs."""
     assert op.soldier is not None
     if op.soldier.state == Soldier.State.PENDING:
@@ -554,17 +551,35 @@ def vm_template_from_cloud(
     return template
 
 
-register(
-    Operation.Kind.ONBOARD,
-    [
-        ("user", _step_user),
-        ("project", _step_project),
-        ("roles", _step_roles),
-        ("network", _step_network),
-        ("subnet", _step_subnet),
-        ("router", _step_router),
-        ("router_interface", _step_router_interface),
-        ("activate", _step_activate),
-    ],
-    success=gettext_noop("The soldier's cloud account and project are ready."),
-)
+# --- a soldier added by hand, and what a template can boot ---------------------------------------
+
+
+def soldier_register(
+    *,
+    service_number: str,
+    name: str,
+    keystone_user_name: str,
+    unit: str = "",
+    enlisted_on: Any = None,
+    discharge_on: Any = None,
+) -> Soldier:
+    """A soldier added by hand: a Django user of the cloud name (no password) and the record."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(username=keystone_user_name)
+        return soldier_create(
+            user=user,
+            service_number=service_number,
+            name=name,
+            unit=unit,
+            enlisted_on=enlisted_on,
+            discharge_on=discharge_on,
+            keystone_user_name=keystone_user_name,
+        )
+
+
+def cloud_boot_choices() -> tuple[list[Image], list[Flavor]]:
+    """The cloud's active images and its flavors, for making a template (two listings)."""
+    client = cloud.get_client()
+    images = sorted(client.list_images(), key=lambda i: i.name)
+    flavors = sorted(client.list_flavors(), key=lambda f: (f.vcpus, f.ram_mib, f.disk_gib))
+    return images, flavors

@@ -15,12 +15,8 @@ from portal.models import (
     Soldier,
 )
 from portal.openstack import errors
-from portal.services.engine import (
-    OperationRefused,
-    fail_from_cloud_error,
-    finish,
-    record_request_id,
-)
+from portal.operations.engine import fail_from_cloud_error, finish, record_request_id
+from portal.operations.errors import OperationRefused
 
 
 def _synchronous_operation(

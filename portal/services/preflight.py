@@ -19,7 +19,7 @@ from django.utils.translation import gettext, pgettext
 from portal import cloud
 from portal.models import Soldier, VmTemplate
 from portal.openstack import ComputeQuota, ComputeService, Flavor, OpenStackClient, errors
-from portal.services.engine import OperationRefused, StepFailed
+from portal.operations.errors import OperationRefused, StepFailed
 from portal.services.onboarding import external_network_id
 
 # The compute resources of one VM, by Placement resource class.

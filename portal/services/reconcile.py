@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_noop
 
 from portal.models import (
     Drift,
@@ -21,15 +20,8 @@ from portal.models import (
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import Microversion, Server, ServerStatus
-from portal.services.drift import record_user_drift
-from portal.services.engine import (
-    create_operation,
-    enqueue,
-    fenced,
-    operation_run,
-    register,
-    save_fields,
-)
+from portal.operations.engine import create_operation, enqueue, fenced, operation_run, save_fields
+from portal.services.drift import drift_record, record_user_drift
 from portal.services.instances import (
     GONE_STATUSES,
     MIRROR_FIELDS,
@@ -58,7 +50,7 @@ def cloud_reconcile(*, requested_by: Any = None, run_now: bool = False) -> Opera
 DOWN_CELLS_SHOWN = Microversion(2, 69)
 
 
-def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
+def step_reconcile(op: Operation, client: OpenStackClient) -> None:
     """Mirror every server and floating IP from two listings, whatever their number.
 
     A mirror is judged gone only if it had its server before the listing began, the listing
@@ -145,15 +137,15 @@ def _step_reconcile(op: Operation, client: OpenStackClient) -> None:
     stats["adopted"] = len(adopted)
 
     stats.update(_reconcile_floating_ips(fips, server_of_fip, now, fips_before))
-    _record_drift(
-        Drift.Kind.UNOWNED_SERVER,
-        {s.id: (s.project_id, s.name) for s in unowned},
-        now,
+    drift_record(
+        kind=Drift.Kind.UNOWNED_SERVER,
+        found={s.id: (s.project_id, s.name) for s in unowned},
+        now=now,
     )
-    _record_drift(
-        Drift.Kind.DELETED_OUTSIDE,
-        {i.server_id or "": (i.project.keystone_id, i.name) for i in gone},
-        now,
+    drift_record(
+        kind=Drift.Kind.DELETED_OUTSIDE,
+        found={i.server_id or "": (i.project.keystone_id, i.name) for i in gone},
+        now=now,
         resolve_missing=False,
     )
     if revived:
@@ -331,48 +323,5 @@ def _reconcile_floating_ips(
     )
     FloatingIP.objects.bulk_update(gone, ["released_at"], batch_size=500)
     FloatingIP.objects.bulk_create(created, batch_size=500, ignore_conflicts=True)
-    _record_drift(Drift.Kind.ORPHAN_FLOATING_IP, orphans, now)
+    drift_record(kind=Drift.Kind.ORPHAN_FLOATING_IP, found=orphans, now=now)
     return {"orphan_floating_ips": len(orphans), "floating_ips_released_outside": len(gone)}
-
-
-def _record_drift(
-    kind: Drift.Kind,
-    found: dict[str, tuple[str, str]],
-    now: datetime,
-    *,
-    resolve_missing: bool = True,
-) -> None:
-    """Upsert one row per drifting resource; mark resolved what no longer drifts."""
-    existing = {d.resource_id: d for d in Drift.objects.filter(kind=kind)}
-    fresh: list[Drift] = []
-    seen: list[Drift] = []
-    for resource_id, (project_id, detail) in found.items():
-        row = existing.get(resource_id)
-        if row is None:
-            fresh.append(
-                Drift(
-                    kind=kind,
-                    resource_id=resource_id,
-                    project_keystone_id=project_id,
-                    detail=detail[:255],
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-            )
-        else:
-            row.last_seen_at = now
-            row.resolved_at = None
-            seen.append(row)
-    Drift.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
-    Drift.objects.bulk_update(seen, ["last_seen_at", "resolved_at"], batch_size=500)
-    if resolve_missing:
-        Drift.objects.filter(kind=kind, resolved_at__isnull=True).exclude(
-            resource_id__in=list(found)
-        ).update(resolved_at=now)
-
-
-register(
-    Operation.Kind.RECONCILE,
-    [("reconcile", _step_reconcile)],
-    success=gettext_noop("The portal is in sync with the cloud."),
-)

@@ -36,6 +36,7 @@ from portal.models import (
     seoul_today,
 )
 from portal.openstack.types import ServerStatus
+from portal.operations.errors import OperationRefused
 from portal.rosterfile.columns import map_headers
 from portal.rosterfile.read import RosterFileError, read_table
 from portal.rosterfile.rows import (
@@ -47,7 +48,6 @@ from portal.rosterfile.rows import (
     row_keys,
     validate_table,
 )
-from portal.services.engine import OperationRefused
 from portal.services.instances import instance_launch
 from portal.services.onboarding import soldier_create, soldier_onboard
 

@@ -13,15 +13,10 @@ from django.utils.translation import gettext_noop
 from portal.models import (
     Operation,
 )
-from portal.services.discharge import soldiers_discharge_due
-from portal.services.engine import (
-    SYNCHRONOUS_KINDS,
-    OperationRefused,
-    finish,
-    send_task,
-    setting,
-)
+from portal.operations.engine import SYNCHRONOUS_KINDS, finish, send_task, setting
+from portal.operations.errors import OperationRefused
 from portal.services.reconcile import cloud_reconcile
+from portal.services.teardown import soldiers_discharge_due
 
 
 @dataclass

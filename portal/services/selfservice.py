@@ -19,7 +19,7 @@ from portal.errors import Refusal
 from portal.models import Instance, Operation, PowerState, Soldier, VmTemplate
 from portal.openstack import errors
 from portal.openstack.types import ServerStatus
-from portal.services.engine import OperationRefused
+from portal.operations.errors import OperationRefused
 from portal.services.instances import instance_delete, instance_launch, instance_power
 from portal.services.onboarding import domain_id
 

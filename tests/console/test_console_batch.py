@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from portal import services
 from portal.models import Batch, Instance, Operation
+from portal.operations import engine
 from tests.console.support import act
 from tests.integration.conftest import Cast, PortalCloud, make_soldier, recorded_calls
 
@@ -104,7 +105,7 @@ def test_cancel_leaves_rows_already_running_and_the_batch_finishes_with_them(
     batch = launch_batch(cast, 2)
     first, second = batch.operations.order_by("pk")
     # A worker takes the first row (it waits for the soldier's onboarding); the second waits.
-    assert services.operation_run(operation_id=first.pk) == "waiting"
+    assert engine.operation_run(operation_id=first.pk) == "waiting"
     operator.post(reverse("admin:portal_batch_cancel", args=[batch.pk]))
     first.refresh_from_db()
     second.refresh_from_db()

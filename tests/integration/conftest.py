@@ -34,6 +34,7 @@ from portal import cloud, services
 from portal.models import Operation, Soldier, VmTemplate
 from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
+from portal.operations import engine
 from tests.cloud_targets import CloudTarget
 from tests.conftest import ROOT, clean_env, run_manage
 
@@ -238,13 +239,13 @@ def interrupt_before() -> Iterator[Callable[[str], None]]:
         if armed.pop(step, False):
             raise Interrupted(step)
 
-    services.step_reached.connect(receiver, dispatch_uid="tests.interrupt_before")
+    engine.step_reached.connect(receiver, dispatch_uid="tests.interrupt_before")
 
     def arm(step: str) -> None:
         armed[step] = True
 
     yield arm
-    services.step_reached.disconnect(dispatch_uid="tests.interrupt_before")
+    engine.step_reached.disconnect(dispatch_uid="tests.interrupt_before")
 
 
 def inventory(admin: OpenStackClient, soldier: Soldier) -> dict[str, int]:

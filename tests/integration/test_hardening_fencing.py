@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from portal.models import Batch, Operation
 from portal.openstack import OpenStackClient
-from portal.services import engine
+from portal.operations import engine
 from tests.integration.conftest import PortalCloud, Site, launch_code, requests_matching, unique
 
 LAUNCH_KINDS = {"kind": Operation.Kind.LAUNCH, "step": "server"}

@@ -23,7 +23,7 @@ from portal.models import (
 )
 from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
-from portal.services import engine
+from portal.operations import engine
 from tests.integration.conftest import (
     ONE_VM,
     Cast,
@@ -55,7 +55,7 @@ def test_a_password_operation_left_running_is_ended_not_resumed_or_retried() -> 
     )
     Operation.objects.filter(pk=stuck.pk).update(updated_at=timezone.now() - timedelta(hours=1))
 
-    assert services.operation_run(operation_id=stuck.pk) == "skipped"
+    assert engine.operation_run(operation_id=stuck.pk) == "skipped"
     report = services.scheduler_tick()
 
     stuck.refresh_from_db()
@@ -68,7 +68,7 @@ def test_a_password_operation_left_running_is_ended_not_resumed_or_retried() -> 
 
 def test_an_operation_of_an_unknown_kind_ends_failed_with_a_message() -> None:
     op = Operation.objects.create(kind="teleport", lock_key="x")
-    assert services.operation_run(operation_id=op.pk) == "failed"
+    assert engine.operation_run(operation_id=op.pk) == "failed"
     op.refresh_from_db()
     assert op.state == Operation.State.FAILED
     assert "cannot run operations of kind teleport" in op.message_text

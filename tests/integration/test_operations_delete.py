@@ -7,6 +7,7 @@ import pytest
 from portal import services
 from portal.models import FloatingIP, Instance, Operation
 from portal.openstack import NotFound, OpenStackClient
+from portal.operations import registry
 from tests.integration.conftest import ONBOARDED, Cast, finished, inventory, recorded_calls
 
 pytestmark = [
@@ -15,7 +16,7 @@ pytestmark = [
     pytest.mark.needs("identity", "compute", "network", "image"),
 ]
 
-DELETE_STEPS = services.STEPS[Operation.Kind.DELETE]
+DELETE_STEPS = registry.kind_of(Operation.Kind.DELETE).step_names
 
 
 def running_vm(cast: Cast, tasks: Any) -> Instance:

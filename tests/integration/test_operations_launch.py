@@ -8,6 +8,7 @@ from django_tasks_db.models import DBTaskResult
 from portal import services
 from portal.models import FloatingIP, Instance, Operation, PowerState, Soldier
 from portal.openstack import OpenStackClient
+from portal.operations import registry
 from tests.integration.conftest import (
     ONE_VM,
     Cast,
@@ -23,7 +24,7 @@ pytestmark = [
     pytest.mark.needs("identity", "compute", "network", "image"),
 ]
 
-LAUNCH_STEPS = services.STEPS[Operation.Kind.LAUNCH]
+LAUNCH_STEPS = registry.kind_of(Operation.Kind.LAUNCH).step_names
 
 
 def launch(cast: Cast, **kwargs: Any) -> tuple[Instance, Operation]:

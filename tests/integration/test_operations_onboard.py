@@ -8,6 +8,7 @@ from django.db import transaction
 from portal import services
 from portal.models import Operation, ProjectNetwork, Soldier
 from portal.openstack import OpenStackClient
+from portal.operations import registry
 from tests.integration.conftest import (
     ONBOARDED,
     Cast,
@@ -24,7 +25,7 @@ pytestmark = [
     pytest.mark.needs("identity", "network"),
 ]
 
-ONBOARD_STEPS = services.STEPS[Operation.Kind.ONBOARD]
+ONBOARD_STEPS = registry.kind_of(Operation.Kind.ONBOARD).step_names
 
 
 def test_onboard_creates_the_user_project_roles_and_a_routed_network(

@@ -1,5 +1,5 @@
 """Soldier B with soldier A's ids: 404 on every id-taking URL and method, no cloud call, no
-Operation. Every id goes through ``access._get_instance_for_soldier``."""
+Operation. Every id goes through ``access.get_instance_for_soldier``."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from django_tasks_db.models import DBTaskResult
 
 from portal import cloud, services
 from portal.models import Batch, Operation, Soldier
-from portal.services import engine
+from portal.operations import engine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +58,7 @@ def test_an_operation_leased_by_a_live_worker_is_not_run_twice() -> None:
         state=Operation.State.RUNNING,
         lease_expires_at=timezone.now() + timedelta(minutes=5),
     )
-    assert services.operation_run(operation_id=op.pk) == "skipped"
+    assert engine.operation_run(operation_id=op.pk) == "skipped"
     op.refresh_from_db()
     assert op.attempts == 0
 
@@ -68,8 +68,8 @@ def test_finished_and_not_yet_due_operations_are_skipped() -> None:
     later = Operation.objects.create(
         kind=Operation.Kind.RECONCILE, run_after=timezone.now() + timedelta(minutes=1)
     )
-    assert services.operation_run(operation_id=done.pk) == "skipped"
-    assert services.operation_run(operation_id=later.pk) == "skipped"
+    assert engine.operation_run(operation_id=done.pk) == "skipped"
+    assert engine.operation_run(operation_id=later.pk) == "skipped"
 
 
 def test_a_discharge_without_cloud_resources_runs_every_step_and_counts_in_its_batch(
@@ -79,7 +79,7 @@ def test_a_discharge_without_cloud_resources_runs_every_step_and_counts_in_its_b
     target = soldier()
     op = Operation.objects.create(kind=Operation.Kind.DISCHARGE, soldier=target, batch=batch)
 
-    assert services.operation_run(operation_id=op.pk) == "succeeded"
+    assert engine.operation_run(operation_id=op.pk) == "succeeded"
 
     op.refresh_from_db()
     target.refresh_from_db()
@@ -163,7 +163,7 @@ def test_an_operation_that_already_ended_is_not_ended_or_counted_again(
     batch = Batch.objects.create(kind="discharge", total=1)
     op = Operation.objects.create(kind=Operation.Kind.DISCHARGE, soldier=soldier(), batch=batch)
     stale = Operation.objects.get(pk=op.pk)  # what a worker whose lease lapsed still holds
-    assert services.operation_run(operation_id=op.pk) == "succeeded"
+    assert engine.operation_run(operation_id=op.pk) == "succeeded"
 
     engine.finish(stale, Operation.State.FAILED, "late news")
 

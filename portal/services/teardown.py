@@ -1,10 +1,12 @@
-"""Discharge: delete a soldier's VMs, disable their user, tear down the portal-owned network."""
+"""Teardown: discharge (delete a soldier's VMs, disable their user, tear down the portal-owned
+network), disable (the same without the network), and the preview of what either will delete."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -14,6 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from portal.models import (
+    Batch,
+    FloatingIP,
     Instance,
     Operation,
     Project,
@@ -23,20 +27,19 @@ from portal.models import (
 )
 from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import ServerStatus
-from portal.services.engine import (
-    RETRY_FROM,
-    OperationRefused,
-    StepFailed,
-    Wait,
+from portal.operations.engine import (
     create_operation,
     enqueue,
     fenced,
     operation_retry,
     poll_seconds,
-    register,
     save_fields,
     setting,
+    start_operation,
 )
+from portal.operations.errors import OperationRefused, StepFailed
+from portal.operations.registry import Wait
+from portal.services.batches import BulkResult, attach_to_batch, batch_apply
 from portal.services.instances import instance_delete
 
 logger = logging.getLogger(__name__)
@@ -117,7 +120,7 @@ def _next_discharge_try(failed: Operation) -> datetime:
     return (failed.finished_at or timezone.now()) + timedelta(seconds=delay)
 
 
-def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
     """Start the leak-proof delete of every VM not already deleted or deleting."""
     assert op.soldier is not None
     busy = False
@@ -145,7 +148,7 @@ def _step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait |
     return Wait(poll_seconds()) if busy else None
 
 
-def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+def step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
     """Wait until every VM is deleted; fail if one of the deletes failed."""
     assert op.soldier is not None
     failed = Operation.objects.filter(
@@ -164,7 +167,7 @@ def _step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | N
     return None
 
 
-def _step_disable_user(op: Operation, client: OpenStackClient) -> None:
+def step_disable_user(op: Operation, client: OpenStackClient) -> None:
     """Disable the soldier's Keystone user."""
     assert op.soldier is not None
     if op.soldier.keystone_user_id:
@@ -180,7 +183,7 @@ def _teardown_network(op: Operation) -> ProjectNetwork | None:
     ).first()
 
 
-def _step_remove_router_interface(op: Operation, client: OpenStackClient) -> None:
+def step_remove_router_interface(op: Operation, client: OpenStackClient) -> None:
     """Detach the subnet from the router (first: a router with interfaces cannot go)."""
     own = _teardown_network(op)
     if own and own.router_id and own.subnet_id and own.interface_attached:
@@ -203,17 +206,17 @@ def _delete_owned(op: Operation, attribute: str, delete: Callable[[str], None]) 
         own.save(update_fields=[attribute])
 
 
-def _step_delete_router(op: Operation, client: OpenStackClient) -> None:
+def step_delete_router(op: Operation, client: OpenStackClient) -> None:
     """Delete the portal-owned router."""
     _delete_owned(op, "router_id", client.delete_router)
 
 
-def _step_delete_subnet(op: Operation, client: OpenStackClient) -> None:
+def step_delete_subnet(op: Operation, client: OpenStackClient) -> None:
     """Delete the portal-owned subnet."""
     _delete_owned(op, "subnet_id", client.delete_subnet)
 
 
-def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
+def step_delete_network(op: Operation, client: OpenStackClient) -> None:
     """Delete the portal-owned network and forget it."""
     own = _teardown_network(op)
     _delete_owned(op, "network_id", client.delete_network)
@@ -223,7 +226,7 @@ def _step_delete_network(op: Operation, client: OpenStackClient) -> None:
             Project.objects.filter(pk=own.project_id).update(network_id="")
 
 
-def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
+def step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
     """Record the soldier as disabled."""
     assert op.soldier is not None
     op.soldier.state = Soldier.State.DISABLED
@@ -231,21 +234,102 @@ def _step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
         op.soldier.save(update_fields=["state", "updated_at"])
 
 
-register(
-    Operation.Kind.DISCHARGE,
-    [
-        ("delete_vms", _step_discharge_delete_vms),
-        ("wait_vms", _step_discharge_wait_vms),
-        ("disable_user", _step_disable_user),
-        # Neutron refuses any other order: interfaces, router, subnet, network.
-        ("remove_router_interface", _step_remove_router_interface),
-        ("delete_router", _step_delete_router),
-        ("delete_subnet", _step_delete_subnet),
-        ("delete_network", _step_delete_network),
-        ("disabled", _step_mark_disabled),
-    ],
-    success=gettext_noop("The soldier's VMs were deleted and their account disabled."),
-)
 # A retried discharge starts again at deleting the VMs: the failed delete it stopped on is
 # retried (or the VM was deleted by hand meanwhile) instead of being waited on again.
-RETRY_FROM[Operation.Kind.DISCHARGE] = "delete_vms"
+
+
+# --- disable a soldier, discharge several, and what a teardown will do ---------------------------
+
+
+def soldiers_discharge_now(*, soldiers: Sequence[Soldier], requested_by: Any = None) -> BulkResult:
+    """Discharge these soldiers today (delete VMs, disable the user, tear the network down)."""
+
+    def start(soldier: Soldier, batch: Batch | None) -> Operation:
+        if soldier.state == Soldier.State.DISABLED:
+            raise OperationRefused(gettext_noop("This soldier is already disabled."))
+        # Queued on commit of batch_apply's transaction, so the batch is set before it runs.
+        return attach_to_batch(soldier_discharge(soldier=soldier, requested_by=requested_by), batch)
+
+    return batch_apply(
+        kind=Operation.Kind.DISCHARGE, targets=soldiers, start=start, requested_by=requested_by
+    )
+
+
+def soldier_disable(
+    *, soldier: Soldier, requested_by: Any = None, batch: Batch | None = None
+) -> Operation:
+    """Queue: delete the soldier's VMs (and their floating IPs), disable the Keystone user.
+
+    Unlike a discharge, the project and its network stay, so nothing has to be rebuilt if the
+    soldier comes back; their tokens are revoked by Keystone at once.
+    """
+    if soldier.state == Soldier.State.DISABLED:
+        raise OperationRefused(gettext_noop("This soldier is already disabled."))
+    return start_operation(
+        kind=Operation.Kind.DISABLE,
+        lock_key=f"soldier:{soldier.pk}",
+        soldier=soldier,
+        requested_by=requested_by,
+        batch=batch,
+    )
+
+
+def step_disable_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Wait until every VM is deleted (the discharge's wait, with this operation's words)."""
+    try:
+        return step_discharge_wait_vms(op, client)
+    except StepFailed as exc:
+        raise StepFailed(
+            gettext_noop(
+                "Deleting VM %(name)s failed (%(reason)s); retry it, then retry disabling the "
+                "soldier."
+            ),
+            **exc.params,
+        ) from exc
+
+
+@dataclass
+class TeardownPreview:
+    """Shown before anything is deleted: servers, floating IPs released, floating IPs kept."""
+
+    servers: list[Instance] = field(default_factory=list)
+    released: list[FloatingIP] = field(default_factory=list)
+    # Bound to the portal's VMs but not created by the portal: never released by it.
+    kept: list[FloatingIP] = field(default_factory=list)
+    networks: list[ProjectNetwork] = field(default_factory=list)
+
+
+def teardown_preview(
+    *,
+    instances: Iterable[Instance] = (),
+    soldiers: Iterable[Soldier] = (),
+    networks: bool = False,
+) -> TeardownPreview:
+    """What deleting these VMs (or every VM of these soldiers) deletes, releases and keeps.
+
+    Ownership is the portal's own record (``created_by_portal``), the same test the delete
+    step applies; ``networks`` adds the portal-owned networks a discharge tears down.
+    """
+    instance_ids = {i.pk for i in instances}
+    soldier_ids = {s.pk for s in soldiers}
+    live = Instance.objects.exclude(status=ServerStatus.DELETED).select_related("owner")
+    servers = list(live.filter(pk__in=instance_ids)) + list(
+        live.filter(owner_id__in=soldier_ids).exclude(pk__in=instance_ids)
+    )
+    fips = list(
+        FloatingIP.objects.filter(
+            instance__in=[i.pk for i in servers], released_at__isnull=True
+        ).select_related("instance")
+    )
+    preview = TeardownPreview(
+        servers=servers,
+        released=[f for f in fips if f.created_by_portal],
+        kept=[f for f in fips if not f.created_by_portal],
+    )
+    if networks:
+        preview.networks = list(
+            ProjectNetwork.objects.filter(
+                project__soldier_id__in=soldier_ids, removed_at__isnull=True
+            ).select_related("project")
+        )
+    return preview

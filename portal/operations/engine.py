@@ -1,6 +1,6 @@
 """The durable-operation engine: steps, leases, waits, retries and how an operation ends.
 
-An operation is a list of named steps (registered by the use-case modules with ``register``).
+An operation runs the named steps its kind declares (``portal.operations.registry``).
 Before a step runs its name is saved, so a crash, a timeout or a retry resumes at that step.
 A worker holds a lease on the operation while it runs; a worker that dies loses it when the lease
 lapses, and ``operations_resume_stale`` hands the operation to another. A step that must wait
@@ -16,8 +16,7 @@ import re
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,8 +25,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
+from django.tasks import Task
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from portal import cloud
 from portal.models import (
@@ -36,8 +36,11 @@ from portal.models import (
     Operation,
     Soldier,
 )
-from portal.openstack import OpenStackClient, errors
+from portal.openstack import errors
 from portal.openstack.transport import guard_requests
+from portal.operations import registry
+from portal.operations.errors import ClaimLost, OperationRefused, StepFailed
+from portal.operations.registry import OperationKind, Wait
 
 logger = logging.getLogger(__name__)
 
@@ -46,63 +49,19 @@ logger = logging.getLogger(__name__)
 step_reached = Signal()
 
 
-class OperationRefused(Exception):
-    """The portal will not start this action; ``str()`` is a sentence for people."""
-
-    def __init__(self, message: str, **params: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.params = params
-
-    def __str__(self) -> str:
-        text = gettext(self.message)
-        return text % self.params if self.params else text
-
-
-class ClaimLost(Exception):
-    """This worker no longer holds the operation (its lease lapsed and another took it over).
-
-    Raised before a write or a cloud call; the worker stops at once and leaves the operation to
-    its new owner.
-    """
-
-
-class StepFailed(Exception):
-    """A step met a condition retrying cannot fix; the operation fails with this message."""
-
-    def __init__(self, message: str, **params: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.params = params
-
-
-@dataclass(frozen=True)
-class Wait:
-    """The step is not finished; check again after ``seconds``."""
-
-    seconds: float
-
-
-StepFunction = Callable[[Operation, OpenStackClient], "Wait | None"]
-
-# Filled by the use-case modules at import: the ordered step names of each kind of operation,
-# every step's function, and what people read when an operation of that kind succeeds.
-STEPS: dict[str, list[str]] = {}
 # Recorded as operations but run in the request that asked (a password is never queued): the
 # engine never claims, resumes or retries them.
 SYNCHRONOUS_KINDS = frozenset({Operation.Kind.PASSWORD_CHANGE, Operation.Kind.PASSWORD_RESET})
-STEP_FUNCTIONS: dict[str, StepFunction] = {}
-SUCCESS_MESSAGES: dict[str, str] = {}
+
+# The task that runs an operation in a worker (``portal.tasks.operation_run``). The task calls
+# this module, so this module cannot import it: ``PortalConfig.ready()`` hands it over.
+_task: Task | None = None
 
 
-def register(kind: str, steps: Sequence[tuple[str, StepFunction]], *, success: str) -> None:
-    """Declare the steps of one kind of operation, in the order they run."""
-    for name, function in steps:
-        if STEP_FUNCTIONS.get(name, function) is not function:
-            raise ValueError(f"step name {name!r} is already taken")
-        STEP_FUNCTIONS[name] = function
-    STEPS[kind] = [name for name, _ in steps]
-    SUCCESS_MESSAGES[kind] = success
+def use_task(task: Task) -> None:
+    """Name the task that ``enqueue`` queues (called once, by ``PortalConfig.ready()``)."""
+    global _task
+    _task = task
 
 
 def setting(name: str) -> float:
@@ -119,13 +78,8 @@ def poll_seconds() -> float:
     return setting("OPERATION_POLL_SECONDS")
 
 
-def _wait_deadline(kind: str) -> timedelta:
-    names: dict[str, str] = {
-        Operation.Kind.LAUNCH: "OPERATION_LAUNCH_TIMEOUT_SECONDS",
-        Operation.Kind.DELETE: "OPERATION_DELETE_TIMEOUT_SECONDS",
-        Operation.Kind.DISCHARGE: "OPERATION_DISCHARGE_TIMEOUT_SECONDS",
-    }
-    return timedelta(seconds=setting(names.get(kind, "OPERATION_POWER_TIMEOUT_SECONDS")))
+def _wait_deadline(kind: OperationKind) -> timedelta:
+    return timedelta(seconds=setting(kind.timeout_setting))
 
 
 def _max_retries() -> int:
@@ -205,10 +159,12 @@ def enqueue(op: Operation, *, delay: float = 0) -> None:
 def send_task(operation_id: int, run_after: datetime | None = None) -> None:
     """Queue the ``operation_run`` task after the surrounding transaction commits."""
 
-    def send() -> None:
-        from portal.tasks import operation_run
+    if _task is None:
+        raise RuntimeError("no operation task: PortalConfig.ready() has not run use_task()")
+    queued = _task
 
-        task = operation_run.using(run_after=run_after) if run_after else operation_run
+    def send() -> None:
+        task = queued.using(run_after=run_after) if run_after else queued
         task.enqueue(operation_id)
 
     transaction.on_commit(send)
@@ -507,8 +463,8 @@ def operation_run(*, operation_id: int) -> str:
     op = Operation.objects.select_related("soldier", "instance", "batch").get(pk=operation_id)
     if op.claim != token:
         return "skipped"  # claimed again in between by a worker that found the lease lapsed
-    steps = STEPS.get(op.kind)
-    if steps is None:
+    kind = registry.find(op.kind)
+    if kind is None:
         finish(
             op,
             Operation.State.FAILED,
@@ -518,29 +474,31 @@ def operation_run(*, operation_id: int) -> str:
         return "failed"
     try:
         with _Holding(op):
-            return _run_steps(op, steps)
+            return _run_steps(op, kind)
     except ClaimLost:
         logger.warning("operation %s: this worker lost its claim; stopping", op.pk)
         return "lost"
 
 
-def _run_steps(op: Operation, steps: list[str]) -> str:
+def _run_steps(op: Operation, kind: OperationKind) -> str:
+    steps = kind.steps
+    names = kind.step_names
     try:
-        index = steps.index(op.step) if op.step in steps else 0
+        index = names.index(op.step) if op.step in names else 0
         client = cloud.get_client()
         while index < len(steps):
-            name = steps[index]
+            name = steps[index].name
             if op.step != name or op.deadline_at is None:
                 # A step that has to wait may do so until this deadline, counted from its start.
                 if op.step != name:
                     op.progress.pop("step_retries", None)
                 op.step = name
-                op.deadline_at = timezone.now() + _wait_deadline(op.kind)
+                op.deadline_at = timezone.now() + _wait_deadline(kind)
                 op.lease_expires_at = timezone.now() + _lease()
                 save_fields(op, "step", "deadline_at", "lease_expires_at", "progress")
             # (Resuming the step it stopped at: the claim has just renewed the lease.)
             step_reached.send(sender=Operation, operation=op, step=name)
-            outcome = STEP_FUNCTIONS[name](op, client)
+            outcome = steps[index].function(op, client)
             if isinstance(outcome, Wait):
                 return _reschedule_wait(op, outcome)
             index += 1
@@ -575,13 +533,13 @@ def _run_steps(op: Operation, steps: list[str]) -> str:
         raise
     op.step = ""
     op.progress.pop("step_retries", None)
-    finish(op, Operation.State.SUCCEEDED, SUCCESS_MESSAGES.get(op.kind, ""))
+    finish(op, Operation.State.SUCCEEDED, kind.success)
     return "succeeded"
 
 
 def _reschedule_wait(op: Operation, wait: Wait) -> str:
     if op.deadline_at is not None and timezone.now() >= op.deadline_at:
-        minutes = max(1, round(_wait_deadline(op.kind).total_seconds() / 60))
+        minutes = max(1, round(_wait_deadline(registry.kind_of(op.kind)).total_seconds() / 60))
         finish(
             op,
             Operation.State.FAILED,
@@ -597,17 +555,14 @@ def _reschedule_wait(op: Operation, wait: Wait) -> str:
     return "waiting"
 
 
-# Where a retry starts again for kinds whose later steps only wait for earlier ones' effects.
-RETRY_FROM: dict[str, str] = {}
-
-
 def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operation:
     """Start a failed operation again from the step where it stopped."""
     with transaction.atomic():
         op = Operation.objects.select_for_update().get(pk=operation.pk)
         if op.state != Operation.State.FAILED:
             raise OperationRefused(gettext_noop("Only a failed operation can be retried."))
-        if op.kind in SYNCHRONOUS_KINDS or op.kind not in STEPS:
+        kind = registry.find(op.kind)
+        if op.kind in SYNCHRONOUS_KINDS or kind is None:
             raise OperationRefused(
                 gettext_noop("A %(kind)s is not retried by the portal; do it again instead."),
                 kind=op.get_kind_display(),
@@ -629,8 +584,8 @@ def operation_retry(*, operation: Operation, requested_by: Any = None) -> Operat
         op.deadline_at = None
         op.claim = ""
         op.progress.pop("step_retries", None)
-        if op.kind in RETRY_FROM:
-            op.step = RETRY_FROM[op.kind]
+        if kind.retry_from is not None:
+            op.step = kind.retry_from
         if requested_by is not None:
             op.requested_by = requested_by
         try:
