@@ -262,6 +262,9 @@ ROSTER_UPLOAD_TTL_SECONDS = env.int("ROSTER_UPLOAD_TTL_SECONDS", default=3600)
 SELFSERVICE_LIVE_VM_LIMIT = env.int("SELFSERVICE_LIVE_VM_LIMIT", default=1)
 # Whether soldiers may delete their own VM (through the leak-proof delete); staff always can.
 SELFSERVICE_SOLDIER_DELETE = env.bool("SELFSERVICE_SOLDIER_DELETE", default=False)
+# `manage.py demo_data` makes logins whose passwords are published in the repository: only
+# bin/run turns this on, and only for the devcloud it started itself.
+DEMO_DATA = env.bool("CODESQUARE_DEMO_DATA", default=False)
 # The login name shown in the SSH command when the image's name does not tell (ubuntu, ...).
 SELFSERVICE_SSH_USER = env.str("SELFSERVICE_SSH_USER", default="ubuntu")
 
