@@ -21,6 +21,7 @@ from portal.openstack.types import ServerStatus
 from portal.services.engine import OperationRefused
 from portal.services.instances import instance_delete, instance_launch, instance_power
 from portal.services.onboarding import domain_id
+from portal.validation import reserved_usernames
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,14 @@ class LoginRefused(Exception):
 def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
     """The soldier whose cloud credentials these are (Keystone ``POST /v3/auth/tokens``).
 
-    None for credentials Keystone rejects. The token Keystone issues only proves the password
-    and is dropped here: the portal acts with its own account, never the soldier's.
+    None for credentials Keystone rejects, and for a name no soldier of the portal has (the
+    cloud's own and service accounts included) without asking Keystone at all: the login is no
+    way to test an administrator's password, nor to lock a service account out at Keystone. The
+    token Keystone issues only proves the password and is dropped here: the portal acts with
+    its own account, never the soldier's.
     """
+    if not _may_be_a_soldier(username):
+        return None
     try:
         token = cloud.get_client().authenticate(
             username=username, password=password, user_domain_id=domain_id()
@@ -74,6 +80,14 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
             )
         )
     return soldier
+
+
+def _may_be_a_soldier(username: str) -> bool:
+    name = username.strip()
+    if not name or name.lower() in reserved_usernames():
+        return False
+    # Without case: Keystone on MySQL compares names so, and a soldier may type "Soldier2".
+    return Soldier.objects.filter(keystone_user_name__iexact=name).exists()
 
 
 def live_vm_limit() -> int:

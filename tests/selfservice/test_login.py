@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 import pytest
@@ -10,7 +11,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from portal.models import Soldier
-from tests.integration.conftest import Cast, PortalCloud, make_soldier, unique
+from portal.services.onboarding import domain_id
+from tests.integration.conftest import (
+    Cast,
+    PortalCloud,
+    make_soldier,
+    requests_matching,
+    unique,
+)
 from tests.selfservice.conftest import CloudSoldier, browser, everything_stored
 
 pytestmark = [
@@ -205,3 +213,36 @@ def test_the_login_page_is_korean_by_default(portal_cloud: Any) -> None:
     page = Client().get("/login/").content.decode()
     assert '<html lang="ko">' in page
     assert settings.LANGUAGE_CODE == "ko"
+
+
+def test_a_cloud_account_that_is_no_soldier_gets_the_wrong_password_answer_unasked(
+    devcloud: Any, portal_cloud: PortalCloud, admin: Any
+) -> None:
+    # A service-like account with a password the attacker guessed right, and the cloud's admin.
+    name, password = unique("svc"), "right-" + secrets.token_urlsafe(12)
+    admin.create_user(name=name, domain_id=domain_id(), password=password)
+    before = len(requests_matching(devcloud, "POST", "/auth/tokens$"))
+    for username, guess in (
+        (name, password),
+        ("admin", devcloud.admin_password),
+        ("Admin", devcloud.admin_password),
+        ("nova", "anything"),
+    ):
+        response = login(browser(), username, guess)
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert "The username or password is not correct" in text
+        assert "not registered" not in text
+    # Nothing reached Keystone: no oracle, and no way to lock a service account out there.
+    assert len(requests_matching(devcloud, "POST", "/auth/tokens$")) == before
+
+
+def test_the_lockout_counts_a_username_without_regard_to_case(
+    soldier_a: CloudSoldier, settings: Any
+) -> None:
+    settings.AXES_FAILURE_LIMIT = 3
+    client = browser()
+    for variant in (soldier_a.username, soldier_a.username.upper()):
+        assert login(client, variant, "wrong").status_code == 200
+    assert login(client, soldier_a.username.title(), "wrong").status_code == 429
+    assert login(client, soldier_a.username, soldier_a.password).status_code == 429
