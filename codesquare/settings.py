@@ -213,6 +213,11 @@ OPENSTACK_CLOUD = env.str("OS_CLOUD", default="")
 OPENSTACK_INTERFACE = env.str("OS_INTERFACE", default="public")
 OPENSTACK_REGION = env.str("OS_REGION_NAME", default="")
 OPENSTACK_TIMEOUT = env.float("OPENSTACK_TIMEOUT", default=30.0)
+# A soldier's login waits at most this long for Keystone, and at most this many logins of one
+# process wait at once; past that a login answers "try again shortly" at once, so a slow Keystone
+# cannot tie up every web thread (the console and /healthz stay up).
+LOGIN_KEYSTONE_TIMEOUT = env.float("LOGIN_KEYSTONE_TIMEOUT", default=5.0)
+LOGIN_KEYSTONE_CONCURRENCY = env.int("LOGIN_KEYSTONE_CONCURRENCY", default=2)
 OPENSTACK_EXTERNAL_NETWORK = env.str("OPENSTACK_EXTERNAL_NETWORK", default="public")
 # "project": each soldier project gets its own network, subnet and router (portal-owned);
 # "shared": every VM uses OPENSTACK_SHARED_NETWORK.

@@ -80,10 +80,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             valid = form.is_valid()
-        except services.CloudLoginUnavailable:
+        except services.CloudLoginUnavailable as exc:
             form = LoginForm(request, initial={"username": request.POST.get("username", "")})
-            context.update(form=form, unavailable=True)
-            return render(request, "portal/login.html", context, status=503)
+            busy = isinstance(exc, services.CloudLoginBusy)
+            context.update(form=form, unavailable=not busy, busy=busy)
+            response = render(request, "portal/login.html", context, status=503)
+            response["Retry-After"] = "5" if busy else "60"
+            return response
         if valid:
             auth_login(request, form.get_user())
             return _after_login(request)

@@ -88,6 +88,7 @@ from portal.services.roster import (
 )
 from portal.services.scheduler import TickReport, operations_resume_stale, scheduler_tick
 from portal.services.selfservice import (
+    CloudLoginBusy,
     CloudLoginUnavailable,
     LoginRefused,
     soldier_authenticate,
@@ -119,6 +120,7 @@ __all__ = [
     "SYNCHRONOUS_KINDS",
     "BulkResult",
     "CapacitySnapshot",
+    "CloudLoginBusy",
     "CloudLoginUnavailable",
     "Dashboard",
     "LoginRefused",

@@ -7,6 +7,7 @@ under (how many VMs, whether they may delete one) and call the same instance ser
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,24 @@ class CloudLoginUnavailable(Exception):
     judged, so this is not a failed login."""
 
 
+class CloudLoginBusy(CloudLoginUnavailable):
+    """As many logins as the setting allows are already waiting for Keystone in this process;
+    this one is not sent (it would only queue behind them and hold a web thread)."""
+
+
+_login_slots: tuple[int, threading.BoundedSemaphore] | None = None
+_login_slots_lock = threading.Lock()
+
+
+def _login_slot() -> threading.BoundedSemaphore:
+    global _login_slots
+    size = max(1, settings.LOGIN_KEYSTONE_CONCURRENCY)
+    with _login_slots_lock:
+        if _login_slots is None or _login_slots[0] != size:
+            _login_slots = (size, threading.BoundedSemaphore(size))
+        return _login_slots[1]
+
+
 class LoginRefused(Exception):
     """Keystone accepted the credentials but the portal does not serve this account.
 
@@ -53,9 +72,19 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
     """
     if not _may_be_a_soldier(username):
         return None
+    slot = _login_slot()
+    if not slot.acquire(blocking=False):
+        logger.warning(
+            "cloud login refused at once: %s logins already wait for Keystone",
+            settings.LOGIN_KEYSTONE_CONCURRENCY,
+        )
+        raise CloudLoginBusy("busy")
     try:
         token = cloud.get_client().authenticate(
-            username=username, password=password, user_domain_id=domain_id()
+            username=username,
+            password=password,
+            user_domain_id=domain_id(),
+            timeout=settings.LOGIN_KEYSTONE_TIMEOUT,
         )
     except errors.Unauthorized:
         return None
@@ -63,6 +92,8 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
         # No username in the log line: it may be a password typed into the wrong field.
         logger.warning("cloud login unavailable: %s (status %s)", type(exc).__name__, exc.status)
         raise CloudLoginUnavailable(type(exc).__name__) from exc
+    finally:
+        slot.release()
     user_id = token.user_id
     del token
     soldier = Soldier.objects.select_related("user").filter(keystone_user_id=user_id).first()
