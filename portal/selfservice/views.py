@@ -297,7 +297,9 @@ def keystone_password_message(detail: str) -> str:
 def password(request: HttpRequest) -> HttpResponse:
     """Change the cloud password (Keystone's self-service change); throttled like the login."""
     soldier = request_soldier(request)
-    form = PasswordChangeForm(request.POST if request.method == "POST" else None)
+    form = PasswordChangeForm(
+        request.POST if request.method == "POST" else None, username=soldier.keystone_user_name
+    )
     credentials = {"username": soldier.keystone_user_name}
     if request.method == "POST":
         if AxesProxyHandler.is_locked(request, credentials):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -12,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from portal import cloud
+from portal import cloud, password_policy
 from portal.models import (
     Operation,
     Soldier,
@@ -74,6 +73,15 @@ def _synchronous_operation(
         ) from None
 
 
+def _refuse_by_policy(soldier: Soldier, password: str) -> None:
+    found = password_policy.problems(password, username=soldier.keystone_user_name)
+    if found:
+        raise OperationRefused(
+            gettext_noop("The new password does not follow the password rules: %(rules)s"),
+            rules=" ".join(found),
+        )
+
+
 def _end_portal_sessions(soldier: Soldier) -> None:
     """Every portal session of the soldier ends at its next request.
 
@@ -112,6 +120,7 @@ def soldier_password_change(
     """A soldier changes their own cloud password, proving the original (Keystone 204)."""
     if not soldier.keystone_user_id:
         raise OperationRefused(gettext_noop("This soldier has no cloud account yet."))
+    _refuse_by_policy(soldier, new_password)
     op = _synchronous_operation(
         kind=Operation.Kind.PASSWORD_CHANGE, soldier=soldier, requested_by=requested_by
     )
@@ -178,7 +187,9 @@ def soldier_password_reset(
     """Staff set a new cloud password for a soldier (Keystone PATCH); shown once."""
     if not soldier.keystone_user_id:
         raise OperationRefused(gettext_noop("This soldier has no cloud account yet."))
-    password = new_password or secrets.token_urlsafe(12)
+    if new_password is not None:
+        _refuse_by_policy(soldier, new_password)
+    password = new_password or password_policy.generate()
     op = _synchronous_operation(
         kind=Operation.Kind.PASSWORD_RESET, soldier=soldier, requested_by=requested_by
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -108,7 +109,8 @@ def password_rule(
 def test_a_password_the_cloud_policy_refuses_shows_its_rule_and_changes_nothing(
     password_rule: None, soldier_a: CloudSoldier
 ) -> None:
-    response = change(soldier_a.client, soldier_a.password, "short")
+    # Long enough for the portal's own policy; Keystone's rule wants a digit and a capital too.
+    response = change(soldier_a.client, soldier_a.password, "rain-over-seoul-tonight")
     assert response.status_code == 200
     text = response.content.decode()
     assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in text
@@ -116,7 +118,7 @@ def test_a_password_the_cloud_policy_refuses_shows_its_rule_and_changes_nothing(
 
     korean = Client(HTTP_ACCEPT_LANGUAGE="ko")
     korean.force_login(soldier_a.soldier.user, backend="portal.selfservice.auth.KeystoneBackend")
-    text = change(korean, soldier_a.password, "short").content.decode()
+    text = change(korean, soldier_a.password, "rain-over-seoul-tonight").content.decode()
     assert "클라우드의 비밀번호 규칙" in text
     assert "12+ chars, a digit, a capital" in text
 
@@ -235,3 +237,38 @@ def test_two_staff_resetting_one_soldier_at_once_make_one_password_that_works(
         "Wait a moment, then look at the result before trying again."
     ]
     assert can_log_in(soldier_a.username, passwords[0])
+
+
+def test_the_password_rules_are_on_the_form_and_a_weak_password_never_reaches_keystone(
+    soldier_a: CloudSoldier,
+) -> None:
+    form = soldier_a.client.get("/password/").content.decode()
+    assert "Your password must contain at least 12 characters." in form
+    assert 'minlength="12"' in form
+    with recorded_calls() as calls:
+        for weak in ("1", soldier_a.username, "123456789012345", "password1234"):
+            response = change(soldier_a.client, soldier_a.password, weak)
+            assert response.status_code == 200
+            assert 'class="errorlist' in response.content.decode()
+    assert calls.matching("POST", r"/v3/users/[^/]+/password$") == []
+    assert can_log_in(soldier_a.username, soldier_a.password)
+
+    korean = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    korean.force_login(soldier_a.soldier.user, backend="portal.selfservice.auth.KeystoneBackend")
+    text = change(korean, soldier_a.password, "1").content.decode()
+    assert "이 비밀번호는 너무 짧습니다. 최소 12자 이상이어야 합니다." in text
+
+
+def test_services_refuse_a_weak_password_and_staff_resets_are_readable(
+    soldier_a: CloudSoldier,
+) -> None:
+    with pytest.raises(services.OperationRefused, match="password rules"):
+        services.soldier_password_reset(soldier=soldier_a.soldier, new_password="1")
+    with pytest.raises(services.OperationRefused, match="password rules"):
+        services.soldier_password_change(
+            soldier=soldier_a.soldier, original_password=soldier_a.password, new_password="1"
+        )
+    reset = services.soldier_password_reset(soldier=soldier_a.soldier)
+    assert reset.password is not None
+    assert re.fullmatch(r"[A-Za-z2-9]{4}(-[A-Za-z2-9]{4}){3}", reset.password)
+    assert can_log_in(soldier_a.username, reset.password)
