@@ -119,6 +119,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Every new cloud password (a soldier's change, a staff reset, a first password) passes these:
+# portal/password_policy.py.
+CLOUD_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ["username"]},
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("CLOUD_PASSWORD_MIN_LENGTH", default=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 # Soldiers log in with their cloud (Keystone) account, staff with their Django account; django-axes
 # comes first and refuses a locked-out username from this address before either is asked.
 AUTHENTICATION_BACKENDS = [
@@ -134,6 +148,7 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "portal.selfservice.auth.lockout_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.selfservice.views.locked_out"
 # Masked in the attempt records axes keeps (it always masks "password").
@@ -212,6 +227,11 @@ OPENSTACK_CLOUD = env.str("OS_CLOUD", default="")
 OPENSTACK_INTERFACE = env.str("OS_INTERFACE", default="public")
 OPENSTACK_REGION = env.str("OS_REGION_NAME", default="")
 OPENSTACK_TIMEOUT = env.float("OPENSTACK_TIMEOUT", default=30.0)
+# A soldier's login waits at most this long for Keystone, and at most this many logins of one
+# process wait at once; past that a login answers "try again shortly" at once, so a slow Keystone
+# cannot tie up every web thread (the console and /healthz stay up).
+LOGIN_KEYSTONE_TIMEOUT = env.float("LOGIN_KEYSTONE_TIMEOUT", default=5.0)
+LOGIN_KEYSTONE_CONCURRENCY = env.int("LOGIN_KEYSTONE_CONCURRENCY", default=2)
 OPENSTACK_EXTERNAL_NETWORK = env.str("OPENSTACK_EXTERNAL_NETWORK", default="public")
 # "project": each soldier project gets its own network, subnet and router (portal-owned);
 # "shared": every VM uses OPENSTACK_SHARED_NETWORK.
@@ -262,6 +282,9 @@ ROSTER_UPLOAD_TTL_SECONDS = env.int("ROSTER_UPLOAD_TTL_SECONDS", default=3600)
 SELFSERVICE_LIVE_VM_LIMIT = env.int("SELFSERVICE_LIVE_VM_LIMIT", default=1)
 # Whether soldiers may delete their own VM (through the leak-proof delete); staff always can.
 SELFSERVICE_SOLDIER_DELETE = env.bool("SELFSERVICE_SOLDIER_DELETE", default=False)
+# `manage.py demo_data` makes logins whose passwords are published in the repository: only
+# bin/run turns this on, and only for the devcloud it started itself.
+DEMO_DATA = env.bool("CODESQUARE_DEMO_DATA", default=False)
 # The login name shown in the SSH command when the image's name does not tell (ubuntu, ...).
 SELFSERVICE_SSH_USER = env.str("SELFSERVICE_SSH_USER", default="ubuntu")
 

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -122,3 +123,47 @@ def test_bin_run_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_path: Path
     assert leftovers.stdout.strip() == ""
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_bin_run_against_a_real_cloud_seeds_no_published_login(tmp_path: Path) -> None:
+    # OS_AUTH_URL names a cloud that is not bin/run's devcloud (here nothing listens there).
+    port, cloud_port = free_port(), free_port()
+    var = tmp_path / "var"
+    env = clean_env(
+        VAR_DIR=str(var),
+        PORT=str(port),
+        OS_AUTH_URL=f"http://127.0.0.1:{cloud_port}/identity/v3",
+        OS_USERNAME="codesquare-portal",
+        OS_PASSWORD="not-published",
+        OS_PROJECT_NAME="admin",
+        OS_USER_DOMAIN_ID="default",
+        OS_PROJECT_DOMAIN_ID="default",
+    )
+    proc = subprocess.Popen(
+        [str(ROOT / "bin" / "run")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    banner = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 240
+        for line in proc.stdout:
+            banner.append(line)
+            if "Press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(banner)
+    assert f"http://127.0.0.1:{port}/" in text, text
+    assert "starting devcloud" not in text
+    assert "demo" not in text.replace("no demo logins", "")
+    assert "createsuperuser" in text
+    with sqlite3.connect(var / "db.sqlite3") as db:
+        assert db.execute("select count(*) from auth_user").fetchone() == (0,)

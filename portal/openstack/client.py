@@ -178,10 +178,13 @@ class OpenStackClient:
         password: str,
         user_domain_id: str = "default",
         project_id: str | None = None,
+        timeout: float | None = None,
     ) -> Token:
         """Check a user's own credentials by obtaining a token for them (POST /v3/auth/tokens).
 
         Raises Unauthorized for a wrong password, a disabled user or no role on the project.
+        ``timeout`` overrides the client's for this call (a login must not wait as long as a
+        background operation may).
         """
         plugin = v3.Password(
             auth_url=normalise_endpoint("identity", self.config.auth_url),
@@ -195,7 +198,7 @@ class OpenStackClient:
             auth=plugin,
             session=self._shared.requests_session,
             verify=self.config.verify,
-            timeout=self.config.timeout,
+            timeout=self.config.timeout if timeout is None else timeout,
             app_name="codesquare-portal",
         )
         try:

@@ -9,6 +9,7 @@ does not serve is stopped with ``PermissionDenied`` and the reason left on the r
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -26,6 +27,13 @@ REFUSAL_ATTRIBUTE = "selfservice_refusal"
 def refusal(request: HttpRequest) -> str:
     """The msgid of why the last login on this request was refused ("" if none was)."""
     return str(getattr(request, REFUSAL_ATTRIBUTE, ""))
+
+
+def lockout_username(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str:
+    """The name django-axes counts failed logins under: one counter for "soldier2",
+    "Soldier2" and "ＳＯＬＤＩＥＲ２" alike, as Keystone (on MySQL) would take them for one user."""
+    username = (credentials or {}).get("username") or ""
+    return unicodedata.normalize("NFKC", str(username)).strip().casefold()
 
 
 def _staff_login(username: str) -> bool:

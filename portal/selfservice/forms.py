@@ -7,8 +7,10 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from portal import password_policy
 from portal.models import VmTemplate
 from portal.sshkeys import PrivateKeyPasted, PublicKey, PublicKeyError, parse_public_key
 
@@ -64,6 +66,24 @@ class PasswordChangeForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+
+    def __init__(self, *args: Any, username: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.username = username
+        field = self.fields["new_password"]
+        # The rules are on the page before anything is sent, not only in the refusal.
+        field.help_text = format_html(
+            "<ul>{}</ul>",
+            format_html_join("", "<li>{}</li>", ((rule,) for rule in password_policy.rules())),
+        )
+        field.widget.attrs["minlength"] = str(password_policy.minimum_length())
+
+    def clean_new_password(self) -> str:
+        new = str(self.cleaned_data.get("new_password") or "")
+        found = password_policy.problems(new, username=self.username)
+        if found:
+            raise forms.ValidationError(found)
+        return new
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

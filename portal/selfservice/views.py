@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.signals import user_login_failed
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -39,6 +40,7 @@ from portal.selfservice.forms import (
     SshKeyForm,
     offered_templates,
 )
+from portal.services.passwords import UNCONFIRMED
 from portal.status import d_day
 from portal.templatetags.portal_ui import kst
 
@@ -80,10 +82,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             valid = form.is_valid()
-        except services.CloudLoginUnavailable:
+        except services.CloudLoginUnavailable as exc:
             form = LoginForm(request, initial={"username": request.POST.get("username", "")})
-            context.update(form=form, unavailable=True)
-            return render(request, "portal/login.html", context, status=503)
+            busy = isinstance(exc, services.CloudLoginBusy)
+            context.update(form=form, unavailable=not busy, busy=busy)
+            response = render(request, "portal/login.html", context, status=503)
+            response["Retry-After"] = "5" if busy else "60"
+            return response
         if valid:
             auth_login(request, form.get_user())
             return _after_login(request)
@@ -292,7 +297,9 @@ def keystone_password_message(detail: str) -> str:
 def password(request: HttpRequest) -> HttpResponse:
     """Change the cloud password (Keystone's self-service change); throttled like the login."""
     soldier = request_soldier(request)
-    form = PasswordChangeForm(request.POST if request.method == "POST" else None)
+    form = PasswordChangeForm(
+        request.POST if request.method == "POST" else None, username=soldier.keystone_user_name
+    )
     credentials = {"username": soldier.keystone_user_name}
     if request.method == "POST":
         if AxesProxyHandler.is_locked(request, credentials):
@@ -310,6 +317,9 @@ def password(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, str(exc))
                 return render(request, "portal/password.html", {"form": form, "soldier": soldier})
             if op.state == Operation.State.SUCCEEDED:
+                # The change ended every session of the soldier; this one goes on.
+                request.user.refresh_from_db(fields=["password"])
+                update_session_auth_hash(request, request.user)
                 messages.success(
                     request,
                     gettext(
@@ -326,6 +336,15 @@ def password(request: HttpRequest) -> HttpResponse:
             elif op.message == _REFUSED_NEW:
                 detail = str(op.message_params.get("detail", ""))
                 form.add_error("new_password", keystone_password_message(detail))
+            elif op.message == UNCONFIRMED:
+                form.add_error(
+                    None,
+                    gettext(
+                        "The cloud did not confirm whether your password was changed. Log out "
+                        "and log in with the new password; if it is refused, the old one still "
+                        "works."
+                    ),
+                )
             else:
                 form.add_error(
                     None,

@@ -2,35 +2,112 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from portal import cloud
+from portal import cloud, password_policy
 from portal.models import (
     Operation,
     Soldier,
 )
 from portal.openstack import errors
-from portal.operations.engine import fail_from_cloud_error, finish, record_request_id
+from portal.operations.engine import (
+    clean_cloud_text,
+    fail_from_cloud_error,
+    finish,
+    record_request_id,
+)
 from portal.operations.errors import OperationRefused
+from portal.services.onboarding import domain_id
+
+# What a lost answer leaves people with: Keystone may or may not have the new password.
+UNCONFIRMED = gettext_noop(
+    "The cloud did not confirm the change (%(detail)s; request %(request_id)s). Log in with the "
+    "new password; if it is refused, the old one still works."
+)
 
 
 def _synchronous_operation(
     *, kind: Operation.Kind, soldier: Soldier, requested_by: Any
 ) -> Operation:
+    """The operation that records a password call, holding the soldier's password lock.
+
+    One password call per soldier at a time (the lock key's constraint): two staff resetting
+    at once would otherwise each be shown a password while only the later one works. A call
+    whose process died keeps the lock only until it could no longer be waiting for the cloud.
+    """
     now = timezone.now()
-    return Operation.objects.create(
-        kind=kind,
-        soldier=soldier,
-        requested_by=requested_by,
-        state=Operation.State.RUNNING,
-        attempts=1,
-        started_at=now,
+    lock = f"password:{soldier.pk}"
+    abandoned = now - timedelta(seconds=2 * settings.OPENSTACK_TIMEOUT + 30)
+    Operation.objects.filter(
+        lock_key=lock, state=Operation.State.RUNNING, started_at__lt=abandoned
+    ).update(
+        state=Operation.State.FAILED,
+        finished_at=now,
+        message=gettext_noop("Interrupted before the cloud answered."),
+        message_params={},
     )
+    try:
+        with transaction.atomic():
+            return Operation.objects.create(
+                kind=kind,
+                soldier=soldier,
+                requested_by=requested_by,
+                state=Operation.State.RUNNING,
+                attempts=1,
+                started_at=now,
+                lock_key=lock,
+            )
+    except IntegrityError:
+        raise OperationRefused(
+            gettext_noop(
+                "The password of this soldier is being changed right now (by staff or by the "
+                "soldier). Wait a moment, then look at the result before trying again."
+            )
+        ) from None
+
+
+def _refuse_by_policy(soldier: Soldier, password: str) -> None:
+    found = password_policy.problems(password, username=soldier.keystone_user_name)
+    if found:
+        raise OperationRefused(
+            gettext_noop("The new password does not follow the password rules: %(rules)s"),
+            rules=" ".join(found),
+        )
+
+
+def _end_portal_sessions(soldier: Soldier) -> None:
+    """Every portal session of the soldier ends at its next request.
+
+    Django checks a session against a hash of the user's password field; the soldier's Django
+    password is never usable (Keystone holds the real one), so a fresh unusable one changes the
+    hash and nothing else. The view keeps the session that made a change (update_session_auth_hash).
+    """
+    user = soldier.user
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+
+
+def _new_password_works(soldier: Soldier, password: str) -> bool | None:
+    """Whether Keystone takes ``password`` for the soldier now (None: it could not tell)."""
+    try:
+        cloud.get_client().authenticate(
+            username=soldier.keystone_user_name,
+            password=password,
+            user_domain_id=domain_id(),
+            timeout=settings.LOGIN_KEYSTONE_TIMEOUT,
+        )
+    except errors.Unauthorized:
+        return False
+    except errors.OpenStackError:
+        return None
+    return True
 
 
 def soldier_password_change(
@@ -43,9 +120,11 @@ def soldier_password_change(
     """A soldier changes their own cloud password, proving the original (Keystone 204)."""
     if not soldier.keystone_user_id:
         raise OperationRefused(gettext_noop("This soldier has no cloud account yet."))
+    _refuse_by_policy(soldier, new_password)
     op = _synchronous_operation(
         kind=Operation.Kind.PASSWORD_CHANGE, soldier=soldier, requested_by=requested_by
     )
+    changed = gettext_noop("The password was changed.")
     try:
         cloud.get_client().change_own_password(
             soldier.keystone_user_id,
@@ -54,7 +133,13 @@ def soldier_password_change(
         )
     except errors.Unauthorized as exc:
         record_request_id(op, exc.request_id)
-        finish(op, Operation.State.FAILED, gettext_noop("The current password is not correct."))
+        if _new_password_works(soldier, new_password):
+            # A retry of a change whose answer was lost: it went through the first time, and
+            # the "wrong" current password is the soldier's old one, not a guess.
+            finish(op, Operation.State.SUCCEEDED, changed)
+            _end_portal_sessions(soldier)
+        else:
+            finish(op, Operation.State.FAILED, gettext_noop("The current password is not correct."))
     except errors.BadRequest as exc:
         record_request_id(op, exc.request_id)
         finish(
@@ -64,9 +149,27 @@ def soldier_password_change(
             detail=exc.message,
         )
     except errors.OpenStackError as exc:
-        fail_from_cloud_error(op, exc)
+        # The answer was lost or the cloud failed: ask Keystone which password it now takes
+        # before telling the soldier anything.
+        works = _new_password_works(soldier, new_password)
+        if works:
+            record_request_id(op, exc.request_id)
+            finish(op, Operation.State.SUCCEEDED, changed)
+            _end_portal_sessions(soldier)
+        elif works is None:
+            record_request_id(op, exc.request_id)
+            finish(
+                op,
+                Operation.State.FAILED,
+                UNCONFIRMED,
+                detail=clean_cloud_text(exc.message, limit=300),
+                request_id=exc.request_id or "-",
+            )
+        else:
+            fail_from_cloud_error(op, exc)
     else:
-        finish(op, Operation.State.SUCCEEDED, gettext_noop("The password was changed."))
+        finish(op, Operation.State.SUCCEEDED, changed)
+        _end_portal_sessions(soldier)
     return op
 
 
@@ -84,7 +187,9 @@ def soldier_password_reset(
     """Staff set a new cloud password for a soldier (Keystone PATCH); shown once."""
     if not soldier.keystone_user_id:
         raise OperationRefused(gettext_noop("This soldier has no cloud account yet."))
-    password = new_password or secrets.token_urlsafe(12)
+    if new_password is not None:
+        _refuse_by_policy(soldier, new_password)
+    password = new_password or password_policy.generate()
     op = _synchronous_operation(
         kind=Operation.Kind.PASSWORD_RESET, soldier=soldier, requested_by=requested_by
     )
@@ -94,4 +199,5 @@ def soldier_password_reset(
         fail_from_cloud_error(op, exc)
         return PasswordReset(operation=op, password=None)
     finish(op, Operation.State.SUCCEEDED, gettext_noop("A new password was set."))
+    _end_portal_sessions(soldier)
     return PasswordReset(operation=op, password=password)

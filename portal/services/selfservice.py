@@ -7,6 +7,7 @@ under (how many VMs, whether they may delete one) and call the same instance ser
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from portal.openstack.types import ServerStatus
 from portal.operations.errors import OperationRefused
 from portal.services.instances import instance_delete, instance_launch, instance_power
 from portal.services.onboarding import domain_id
+from portal.validation import reserved_usernames
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,24 @@ logger = logging.getLogger(__name__)
 class CloudLoginUnavailable(Exception):
     """Keystone could not answer a login (down, too slow, failing): nobody's credentials were
     judged, so this is not a failed login."""
+
+
+class CloudLoginBusy(CloudLoginUnavailable):
+    """As many logins as the setting allows are already waiting for Keystone in this process;
+    this one is not sent (it would only queue behind them and hold a web thread)."""
+
+
+_login_slots: tuple[int, threading.BoundedSemaphore] | None = None
+_login_slots_lock = threading.Lock()
+
+
+def _login_slot() -> threading.BoundedSemaphore:
+    global _login_slots
+    size = max(1, settings.LOGIN_KEYSTONE_CONCURRENCY)
+    with _login_slots_lock:
+        if _login_slots is None or _login_slots[0] != size:
+            _login_slots = (size, threading.BoundedSemaphore(size))
+        return _login_slots[1]
 
 
 class LoginRefused(Refusal):
@@ -41,12 +61,27 @@ class LoginRefused(Refusal):
 def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
     """The soldier whose cloud credentials these are (Keystone ``POST /v3/auth/tokens``).
 
-    None for credentials Keystone rejects. The token Keystone issues only proves the password
-    and is dropped here: the portal acts with its own account, never the soldier's.
+    None for credentials Keystone rejects, and for a name no soldier of the portal has (the
+    cloud's own and service accounts included) without asking Keystone at all: the login is no
+    way to test an administrator's password, nor to lock a service account out at Keystone. The
+    token Keystone issues only proves the password and is dropped here: the portal acts with
+    its own account, never the soldier's.
     """
+    if not _may_be_a_soldier(username):
+        return None
+    slot = _login_slot()
+    if not slot.acquire(blocking=False):
+        logger.warning(
+            "cloud login refused at once: %s logins already wait for Keystone",
+            settings.LOGIN_KEYSTONE_CONCURRENCY,
+        )
+        raise CloudLoginBusy("busy")
     try:
         token = cloud.get_client().authenticate(
-            username=username, password=password, user_domain_id=domain_id()
+            username=username,
+            password=password,
+            user_domain_id=domain_id(),
+            timeout=settings.LOGIN_KEYSTONE_TIMEOUT,
         )
     except errors.Unauthorized:
         return None
@@ -54,6 +89,8 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
         # No username in the log line: it may be a password typed into the wrong field.
         logger.warning("cloud login unavailable: %s (status %s)", type(exc).__name__, exc.status)
         raise CloudLoginUnavailable(type(exc).__name__) from exc
+    finally:
+        slot.release()
     user_id = token.user_id
     del token
     soldier = Soldier.objects.select_related("user").filter(keystone_user_id=user_id).first()
@@ -71,6 +108,14 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
             )
         )
     return soldier
+
+
+def _may_be_a_soldier(username: str) -> bool:
+    name = username.strip()
+    if not name or name.lower() in reserved_usernames():
+        return False
+    # Without case: Keystone on MySQL compares names so, and a soldier may type "Soldier2".
+    return Soldier.objects.filter(keystone_user_name__iexact=name).exists()
 
 
 def live_vm_limit() -> int:

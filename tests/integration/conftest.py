@@ -313,6 +313,8 @@ class Site:
             OS_CLOUD=target.cloud_name,
             OPERATION_POLL_SECONDS="0.2",
             OPERATION_LEASE_SECONDS="2",
+            # The site stands for bin/run's own devcloud (or the project's test cloud).
+            CODESQUARE_DEMO_DATA="true",
         )
         self.workers: list[subprocess.Popen[str]] = []
 

@@ -8,6 +8,7 @@ import pytest
 from portal.management.commands.demo_data import DEMO_SOLDIER
 from portal.models import Soldier
 from portal.openstack import OpenStackClient
+from tests.conftest import run_manage
 from tests.integration.conftest import ONBOARDED, Site, inventory
 
 pytestmark = [pytest.mark.cloud, pytest.mark.needs("identity", "network", "image", "compute")]
@@ -41,3 +42,16 @@ def test_demo_data_without_a_cloud_still_creates_the_logins(site: Site) -> None:
     output = site.manage("demo_data")
     assert "no cloud configured" in output
     assert "demo logins ready" in output
+
+
+def test_demo_data_refuses_unless_bin_run_started_devcloud(site: Site) -> None:
+    site.manage("migrate", "--noinput", "-v", "0")
+    site.env.pop("CODESQUARE_DEMO_DATA")
+    result = run_manage("demo_data", env=site.env)
+
+    assert result.returncode != 0
+    assert "createsuperuser" in result.stderr
+    # Refused before anything: no login with a published password, no soldier to onboard.
+    with sqlite3.connect(site.db_path) as db:
+        assert db.execute("select count(*) from auth_user").fetchone() == (0,)
+        assert db.execute("select count(*) from portal_soldier").fetchone() == (0,)

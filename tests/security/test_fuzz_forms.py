@@ -379,7 +379,11 @@ def test_a_valid_password_change_without_a_cloud_account_is_refused_with_words_n
     response = post(
         client,
         "/password/",
-        {"original_password": "old-pw", "new_password": "n3w-pw!", "confirm_password": "n3w-pw!"},
+        {
+            "original_password": "old-pw",
+            "new_password": "n3w-Pass-word!",
+            "confirm_password": "n3w-Pass-word!",
+        },
     )
     assert response.status_code == 200
     assert "This soldier has no cloud account yet." in response.content.decode()

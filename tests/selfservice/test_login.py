@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+import time
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from portal.models import Soldier
-from tests.integration.conftest import Cast, PortalCloud, make_soldier, unique
+from portal.services.onboarding import domain_id
+from tests.integration.conftest import (
+    Cast,
+    PortalCloud,
+    make_soldier,
+    requests_matching,
+    unique,
+)
 from tests.selfservice.conftest import CloudSoldier, browser, everything_stored
 
 pytestmark = [
@@ -205,3 +216,87 @@ def test_the_login_page_is_korean_by_default(portal_cloud: Any) -> None:
     page = Client().get("/login/").content.decode()
     assert '<html lang="ko">' in page
     assert settings.LANGUAGE_CODE == "ko"
+
+
+def test_a_cloud_account_that_is_no_soldier_gets_the_wrong_password_answer_unasked(
+    devcloud: Any, portal_cloud: PortalCloud, admin: Any
+) -> None:
+    # A service-like account with a password the attacker guessed right, and the cloud's admin.
+    name, password = unique("svc"), "right-" + secrets.token_urlsafe(12)
+    admin.create_user(name=name, domain_id=domain_id(), password=password)
+    before = len(requests_matching(devcloud, "POST", "/auth/tokens$"))
+    for username, guess in (
+        (name, password),
+        ("admin", devcloud.admin_password),
+        ("Admin", devcloud.admin_password),
+        ("nova", "anything"),
+    ):
+        response = login(browser(), username, guess)
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert "The username or password is not correct" in text
+        assert "not registered" not in text
+    # Nothing reached Keystone: no oracle, and no way to lock a service account out there.
+    assert len(requests_matching(devcloud, "POST", "/auth/tokens$")) == before
+
+
+def test_the_lockout_counts_a_username_without_regard_to_case(
+    soldier_a: CloudSoldier, settings: Any
+) -> None:
+    settings.AXES_FAILURE_LIMIT = 3
+    client = browser()
+    for variant in (soldier_a.username, soldier_a.username.upper()):
+        assert login(client, variant, "wrong").status_code == 200
+    assert login(client, soldier_a.username.title(), "wrong").status_code == 429
+    assert login(client, soldier_a.username, soldier_a.password).status_code == 429
+
+
+@pytest.mark.timeout(60)  # a hang guard: with the client's 300 s timeout the login would hang here
+def test_a_hanging_keystone_holds_a_login_only_for_the_login_timeout(
+    devcloud: Any, portal_cloud: PortalCloud, cast: Cast, settings: Any
+) -> None:
+    settings.OPENSTACK_TIMEOUT = 300.0  # what a background operation may wait for the cloud
+    settings.LOGIN_KEYSTONE_TIMEOUT = 1.0
+    portal_cloud.faults.add(method="POST", path="^/identity/v3/auth/tokens$", action="timeout")
+    response = login(browser(), cast.soldier.keystone_user_name, "whatever")
+    assert response.status_code == 503
+    assert "Cloud login is unavailable right now" in response.content.decode()
+
+
+@pytest.mark.timeout(120)
+def test_past_the_cap_a_login_is_told_to_try_again_shortly_without_asking_keystone(
+    devcloud: Any, portal_cloud: PortalCloud, cast: Cast, settings: Any
+) -> None:
+    settings.LOGIN_KEYSTONE_CONCURRENCY = 1
+    settings.LOGIN_KEYSTONE_TIMEOUT = 10.0
+    portal_cloud.faults.add(method="POST", path="^/identity/v3/auth/tokens$", action="timeout")
+    name = cast.soldier.keystone_user_name
+    asked = len(requests_matching(devcloud, "POST", "/auth/tokens$"))
+
+    def first_login() -> None:
+        try:
+            login(browser(), name, "whatever")
+        finally:
+            connection.close()  # this thread's own database connection
+
+    waiting = threading.Thread(target=first_login, daemon=True)
+    waiting.start()
+    deadline = time.monotonic() + 60
+    while len(requests_matching(devcloud, "POST", "/auth/tokens$")) == asked:
+        assert time.monotonic() < deadline, "the first login never reached Keystone"
+        time.sleep(0.05)
+
+    response = login(browser(), name, "whatever")
+
+    assert waiting.is_alive()  # the first login still holds the only slot
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    text = response.content.decode()
+    assert "Many people are logging in right now" in text
+    assert 'name="username"' in text
+    assert len(requests_matching(devcloud, "POST", "/auth/tokens$")) == asked + 1
+    from axes.models import AccessAttempt
+
+    assert not AccessAttempt.objects.exists()  # a busy Keystone is nobody's failed login
+    portal_cloud.faults.reset()
+    waiting.join(timeout=60)

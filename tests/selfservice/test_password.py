@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
+from portal import services
 from portal.models import Operation
 from tests.integration.conftest import PortalCloud, recorded_calls
-from tests.selfservice.conftest import CloudSoldier, browser, everything_stored
+from tests.selfservice.conftest import CloudSoldier, browser, everything_stored, logged_in
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -105,7 +109,8 @@ def password_rule(
 def test_a_password_the_cloud_policy_refuses_shows_its_rule_and_changes_nothing(
     password_rule: None, soldier_a: CloudSoldier
 ) -> None:
-    response = change(soldier_a.client, soldier_a.password, "short")
+    # Long enough for the portal's own policy; Keystone's rule wants a digit and a capital too.
+    response = change(soldier_a.client, soldier_a.password, "rain-over-seoul-tonight")
     assert response.status_code == 200
     text = response.content.decode()
     assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in text
@@ -113,7 +118,7 @@ def test_a_password_the_cloud_policy_refuses_shows_its_rule_and_changes_nothing(
 
     korean = Client(HTTP_ACCEPT_LANGUAGE="ko")
     korean.force_login(soldier_a.soldier.user, backend="portal.selfservice.auth.KeystoneBackend")
-    text = change(korean, soldier_a.password, "short").content.decode()
+    text = change(korean, soldier_a.password, "rain-over-seoul-tonight").content.decode()
     assert "클라우드의 비밀번호 규칙" in text
     assert "12+ chars, a digit, a capital" in text
 
@@ -150,3 +155,120 @@ def test_the_form_checks_what_it_can_before_asking_the_cloud(
 def test_the_new_password_must_differ_from_the_current_one(soldier_a: CloudSoldier) -> None:
     response = change(soldier_a.client, soldier_a.password, soldier_a.password)
     assert "The new password must differ from the current one." in response.content.decode()
+
+
+def test_a_change_whose_answer_was_lost_is_checked_with_the_new_password_first(
+    devcloud: Any, soldier_a: CloudSoldier, portal_cloud: PortalCloud
+) -> None:
+    # Keystone changes the password, then the answer is lost (F5).
+    portal_cloud.faults.add(
+        method="POST", path="/v3/users/[^/]+/password$", status=503, after=True, count=1
+    )
+    new = "new-Pass-" + soldier_a.password[-6:]
+    response = change(soldier_a.client, soldier_a.password, new)
+    assert response.status_code == 302
+    assert "Your cloud password was changed." in soldier_a.client.get("/").content.decode()
+    assert can_log_in(soldier_a.username, new)
+    assert not can_log_in(soldier_a.username, soldier_a.password)
+
+
+def test_a_retry_of_a_change_that_went_through_is_no_failed_login(
+    soldier_a: CloudSoldier, admin: Any, settings: Any
+) -> None:
+    from axes.models import AccessAttempt
+
+    settings.AXES_FAILURE_LIMIT = 1  # a single counted failure would lock the soldier out
+    new = "new-Pass-" + soldier_a.password[-6:]
+    # The first try changed the password in Keystone, but the soldier never heard so.
+    admin.reset_user_password(soldier_a.soldier.keystone_user_id, new)
+    response = change(soldier_a.client, soldier_a.password, new)
+    assert response.status_code == 302
+    assert "Your cloud password was changed." in soldier_a.client.get("/").content.decode()
+    assert not AccessAttempt.objects.exists()
+    assert can_log_in(soldier_a.username, new)
+
+
+def test_a_password_change_ends_the_soldiers_other_sessions_but_not_this_one(
+    soldier_a: CloudSoldier,
+) -> None:
+    intruder = logged_in(soldier_a.soldier)
+    assert intruder.get("/").status_code == 200
+    new = "new-Pass-" + soldier_a.password[-6:]
+    assert change(soldier_a.client, soldier_a.password, new).status_code == 302
+    assert soldier_a.client.get("/").status_code == 200
+    assert intruder.get("/")["Location"].startswith("/login/")
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFbVyHbRC0hfUE6ZfB0HTuQkJl5GA2k0jYFMWkX0WQjp x"
+    assert intruder.post("/ssh-key/", {"public_key": key})["Location"].startswith("/login/")
+
+
+def test_a_staff_reset_ends_every_session_of_the_soldier(soldier_a: CloudSoldier) -> None:
+    other = logged_in(soldier_a.soldier)
+    services.soldier_password_reset(soldier=soldier_a.soldier)
+    for client in (soldier_a.client, other):
+        assert client.get("/")["Location"].startswith("/login/")
+
+
+def test_two_staff_resetting_one_soldier_at_once_make_one_password_that_works(
+    devcloud: Any, soldier_a: CloudSoldier, portal_cloud: PortalCloud
+) -> None:
+    # Keystone is slow enough for both resets to be in flight together (F12).
+    portal_cloud.faults.add(method="PATCH", path="/v3/users/[^/]+$", status=None, latency=1.5)
+    outcomes: list[Any] = []
+
+    def reset() -> None:
+        try:
+            outcomes.append(services.soldier_password_reset(soldier=soldier_a.soldier))
+        except services.OperationRefused as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    both = [threading.Thread(target=reset) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(timeout=60)
+    portal_cloud.faults.reset()
+    passwords = [o.password for o in outcomes if isinstance(o, services.PasswordReset)]
+    refusals = [str(o) for o in outcomes if isinstance(o, services.OperationRefused)]
+    assert len(passwords) == 1, outcomes
+    assert refusals == [
+        "The password of this soldier is being changed right now (by staff or by the soldier). "
+        "Wait a moment, then look at the result before trying again."
+    ]
+    assert can_log_in(soldier_a.username, passwords[0])
+
+
+def test_the_password_rules_are_on_the_form_and_a_weak_password_never_reaches_keystone(
+    soldier_a: CloudSoldier,
+) -> None:
+    form = soldier_a.client.get("/password/").content.decode()
+    assert "Your password must contain at least 12 characters." in form
+    assert 'minlength="12"' in form
+    with recorded_calls() as calls:
+        for weak in ("1", soldier_a.username, "123456789012345", "password1234"):
+            response = change(soldier_a.client, soldier_a.password, weak)
+            assert response.status_code == 200
+            assert 'class="errorlist' in response.content.decode()
+    assert calls.matching("POST", r"/v3/users/[^/]+/password$") == []
+    assert can_log_in(soldier_a.username, soldier_a.password)
+
+    korean = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    korean.force_login(soldier_a.soldier.user, backend="portal.selfservice.auth.KeystoneBackend")
+    text = change(korean, soldier_a.password, "1").content.decode()
+    assert "이 비밀번호는 너무 짧습니다. 최소 12자 이상이어야 합니다." in text
+
+
+def test_services_refuse_a_weak_password_and_staff_resets_are_readable(
+    soldier_a: CloudSoldier,
+) -> None:
+    with pytest.raises(services.OperationRefused, match="password rules"):
+        services.soldier_password_reset(soldier=soldier_a.soldier, new_password="1")
+    with pytest.raises(services.OperationRefused, match="password rules"):
+        services.soldier_password_change(
+            soldier=soldier_a.soldier, original_password=soldier_a.password, new_password="1"
+        )
+    reset = services.soldier_password_reset(soldier=soldier_a.soldier)
+    assert reset.password is not None
+    assert re.fullmatch(r"[A-Za-z2-9]{4}(-[A-Za-z2-9]{4}){3}", reset.password)
+    assert can_log_in(soldier_a.username, reset.password)

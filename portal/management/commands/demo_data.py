@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from portal import services
 from portal.models import Operation, Soldier, seoul_today
@@ -33,6 +33,13 @@ class Command(BaseCommand):
     help = "Create the demo staff and soldier logins of a local run."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEMO_DATA:
+            # Published passwords in a real cloud or a production database would be an open door.
+            raise CommandError(
+                "demo_data creates logins whose passwords are published; it runs only for the "
+                "devcloud that bin/run starts (CODESQUARE_DEMO_DATA=true). Create the first "
+                "staff account with: python manage.py createsuperuser"
+            )
         user_model = get_user_model()
         staff_name, staff_password = DEMO_STAFF
         staff, created = user_model.objects.get_or_create(
