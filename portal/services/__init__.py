@@ -74,7 +74,6 @@ from portal.services.roster_imports import (
 from portal.services.scheduler import operations_resume_stale, scheduler_tick
 from portal.services.selfservice import (
     CloudLoginBusy,
-    CloudLoginBusy,
     CloudLoginUnavailable,
     LoginRefused,
     soldier_authenticate,
