@@ -14,6 +14,7 @@ from django.test import Client
 
 from portal import services
 from portal.models import Operation
+from portal.services.passwords import PasswordReset
 from tests.integration.conftest import PortalCloud, recorded_calls
 from tests.selfservice.conftest import CloudSoldier, browser, everything_stored, logged_in
 
@@ -229,7 +230,7 @@ def test_two_staff_resetting_one_soldier_at_once_make_one_password_that_works(
     for thread in both:
         thread.join(timeout=60)
     portal_cloud.faults.reset()
-    passwords = [o.password for o in outcomes if isinstance(o, services.PasswordReset)]
+    passwords = [o.password for o in outcomes if isinstance(o, PasswordReset)]
     refusals = [str(o) for o in outcomes if isinstance(o, services.OperationRefused)]
     assert len(passwords) == 1, outcomes
     assert refusals == [
