@@ -184,6 +184,11 @@ class Identity(Service):
         r.add("GET", "/v3/role_assignments", self.list_role_assignments)
         r.add("GET", "/v3/domains", self.list_domains)
         r.add("GET", "/v3/domains/(?P<domain_id>[^/]+)", self.get_domain)
+        r.add(
+            "GET",
+            "/v3/domains/(?P<domain_id>[^/]+)/config/security_compliance",
+            self.get_security_compliance,
+        )
         r.add("GET", "/v3/roles", self.list_roles)
         r.add("GET", "/v3/roles/(?P<role_id>[^/]+)", self.get_role)
         r.add("GET", "/v3/services", self.list_services)
@@ -1296,6 +1301,16 @@ class Identity(Service):
         if not req.token.is_admin and domain["id"] != user.get("domain_id"):
             raise _forbidden("get_domain")
         return Response(200, {"domain": self.domain_view(req, domain)})
+
+    def get_security_compliance(self, req: Request) -> Response:
+        """Keystone lets any token read the password rule, of the default domain only."""
+        if req.params["domain_id"] != "default":
+            raise keystone_error(
+                403,
+                "Invalid domain specific configuration: Reading security compliance information "
+                "for any domain other than the default domain is not allowed or supported.",
+            )
+        return Response(200, {"config": {"security_compliance": self.security_compliance()}})
 
     def list_services(self, req: Request) -> Response:
         self.require_admin(req, "list_services")

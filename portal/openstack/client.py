@@ -48,6 +48,7 @@ from portal.openstack.types import (
     Microversion,
     Network,
     NetworkIpAvailability,
+    PasswordRule,
     Port,
     Project,
     RebootType,
@@ -401,6 +402,16 @@ class OpenStackClient:
                 "identity", "/role_assignments", "role_assignments", params=params
             )
         ]
+
+    def password_rule(self, domain_id: str) -> PasswordRule:
+        """Keystone's own password rule: GET /v3/domains/{id}/config/security_compliance.
+
+        Any token may read it, for the default domain only (another domain is a 403).
+        """
+        body = self._http.get_json(
+            "identity", f"/domains/{_q(domain_id)}/config/security_compliance"
+        )
+        return decode.decode_password_rule(body)
 
     def get_domain(self, id_or_name: str) -> Domain:
         """GET /v3/domains/{id}, else GET /v3/domains?name= (the way OpenStack clients look up)."""

@@ -23,6 +23,7 @@ from portal.openstack.types import (
     Keypair,
     Network,
     NetworkIpAvailability,
+    PasswordRule,
     Port,
     PowerState,
     Project,
@@ -232,6 +233,15 @@ def decode_image(raw: Json) -> Image:
 
 def decode_domain(raw: Json) -> Domain:
     return Domain(id=str(raw["id"]), name=str(raw["name"]), enabled=bool(raw.get("enabled", True)))
+
+
+def decode_password_rule(raw: Json) -> PasswordRule:
+    """``{"config": {"security_compliance": {...}}}`` of Keystone's domain config API."""
+    group = (raw.get("config") or {}).get("security_compliance") or {}
+    regex, description = group.get("password_regex"), group.get("password_regex_description")
+    return PasswordRule(
+        regex=str(regex) if regex else None, description=str(description) if description else None
+    )
 
 
 def decode_project(raw: Json) -> Project:

@@ -229,6 +229,14 @@ class Domain:
 
 
 @dataclass(frozen=True, slots=True)
+class PasswordRule:
+    """Keystone's ``[security_compliance]`` password rule (None: the cloud sets none)."""
+
+    regex: str | None
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
     id: str
     name: str

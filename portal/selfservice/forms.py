@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal import password_policy
 from portal.models import VmTemplate
+from portal.openstack.types import PasswordRule
 from portal.sshkeys import PrivateKeyPasted, PublicKey, PublicKeyError, parse_public_key
 
 
@@ -67,20 +70,40 @@ class PasswordChangeForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def __init__(self, *args: Any, username: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        username: str = "",
+        cloud_rule: PasswordRule | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.username = username
+        self.cloud_rule = cloud_rule or PasswordRule(None, None)
         field = self.fields["new_password"]
-        # The rules are on the page before anything is sent, not only in the refusal.
+        # The rules are on the page before anything is sent, not only in the refusal: the
+        # portal's own, then the cloud's (Keystone's [security_compliance] rule) in its words.
+        rules = [str(rule) for rule in password_policy.rules()]
+        if self.cloud_rule.regex:
+            rules.append(
+                gettext("The cloud's own rule: %(rule)s")
+                % {"rule": self.cloud_rule.description or self.cloud_rule.regex}
+            )
         field.help_text = format_html(
-            "<ul>{}</ul>",
-            format_html_join("", "<li>{}</li>", ((rule,) for rule in password_policy.rules())),
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((rule,) for rule in rules))
         )
         field.widget.attrs["minlength"] = str(password_policy.minimum_length())
 
     def clean_new_password(self) -> str:
         new = str(self.cleaned_data.get("new_password") or "")
         found = password_policy.problems(new, username=self.username)
+        regex = self.cloud_rule.regex
+        if new and regex and re.match(regex, new) is None:
+            # Keystone matches the same way (re.match); it would refuse this one too.
+            found.append(
+                gettext("The cloud's password rules were not met: %(rule)s")
+                % {"rule": self.cloud_rule.description or regex}
+            )
         if found:
             raise forms.ValidationError(found)
         return new

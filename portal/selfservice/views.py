@@ -40,7 +40,7 @@ from portal.selfservice.forms import (
     SshKeyForm,
     offered_templates,
 )
-from portal.services.passwords import UNCONFIRMED
+from portal.services.passwords import UNCONFIRMED, cloud_password_rule
 from portal.status import d_day
 from portal.templatetags.portal_ui import kst
 
@@ -298,7 +298,9 @@ def password(request: HttpRequest) -> HttpResponse:
     """Change the cloud password (Keystone's self-service change); throttled like the login."""
     soldier = request_soldier(request)
     form = PasswordChangeForm(
-        request.POST if request.method == "POST" else None, username=soldier.keystone_user_name
+        request.POST if request.method == "POST" else None,
+        username=soldier.keystone_user_name,
+        cloud_rule=cloud_password_rule(),
     )
     credentials = {"username": soldier.keystone_user_name}
     if request.method == "POST":

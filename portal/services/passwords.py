@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -17,6 +19,7 @@ from portal.models import (
     Soldier,
 )
 from portal.openstack import errors
+from portal.openstack.types import PasswordRule
 from portal.operations.engine import (
     clean_cloud_text,
     fail_from_cloud_error,
@@ -26,11 +29,36 @@ from portal.operations.engine import (
 from portal.operations.errors import OperationRefused
 from portal.services.onboarding import domain_id
 
+logger = logging.getLogger(__name__)
+
 # What a lost answer leaves people with: Keystone may or may not have the new password.
 UNCONFIRMED = gettext_noop(
     "The cloud did not confirm the change (%(detail)s; request %(request_id)s). Log in with the "
     "new password; if it is refused, the old one still works."
 )
+
+
+RULE_CACHE_SECONDS = 300
+RULE_CACHE_KEY = "codesquare:keystone-password-rule:{domain}"
+
+
+def cloud_password_rule() -> PasswordRule:
+    """Keystone's own password rule, for the forms to show before anyone submits.
+
+    Read through the cache (the rule is keystone.conf's and changes with a redeploy); a cloud that
+    cannot say gives no rule here, and Keystone still refuses a password it does not take.
+    """
+    key = RULE_CACHE_KEY.format(domain=domain_id())
+    cached = caches["default"].get(key)
+    if isinstance(cached, tuple) and len(cached) == 2:
+        return PasswordRule(*cached)
+    try:
+        rule = cloud.get_client().password_rule(domain_id())
+    except errors.OpenStackError as exc:
+        logger.warning("Keystone's password rule unreadable: %s", type(exc).__name__)
+        return PasswordRule(None, None)
+    caches["default"].set(key, (rule.regex, rule.description), RULE_CACHE_SECONDS)
+    return rule
 
 
 def _synchronous_operation(

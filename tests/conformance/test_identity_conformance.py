@@ -217,6 +217,18 @@ def test_member_may_not_list_users(cloud_target: CloudTarget, soldier: Soldier) 
 # --- passwords ------------------------------------------------------------------------------
 
 
+def test_the_password_rule_is_readable_by_any_token_for_the_default_domain_only(
+    admin: OpenStackClient, cloud_target: CloudTarget, soldier: Soldier
+) -> None:
+    member = _client_for(cloud_target, soldier, soldier.password)
+    rule = member.password_rule(DOMAIN)
+    # The test clouds set no [security_compliance] rule: both values are absent.
+    assert (rule.regex, rule.description) == (None, None)
+    assert admin.password_rule(DOMAIN) == rule
+    with pytest.raises(Forbidden):
+        admin.password_rule("not-" + DOMAIN)
+
+
 def test_self_service_password_change(
     admin: OpenStackClient, soldier: Soldier, cloud_target: CloudTarget
 ) -> None:

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 
 from portal import services
 from portal.models import Operation
-from portal.services.passwords import PasswordReset
+from portal.services.onboarding import domain_id
+from portal.services.passwords import RULE_CACHE_KEY, PasswordReset
 from tests.integration.conftest import PortalCloud, recorded_calls
 from tests.selfservice.conftest import CloudSoldier, browser, everything_stored, logged_in
 
@@ -103,8 +105,14 @@ def password_rule(
     portal_cloud.faults.password_rule(
         r"^(?=.*\d)(?=.*[A-Z]).{12,}$", "12+ chars, a digit, a capital"
     )
+    caches["default"].delete(RULE_KEY())  # the portal reads the rule anew
     yield
     portal_cloud.faults.password_rule(None)
+    caches["default"].delete(RULE_KEY())
+
+
+def RULE_KEY() -> str:
+    return RULE_CACHE_KEY.format(domain=domain_id())
 
 
 def test_a_password_the_cloud_policy_refuses_shows_its_rule_and_changes_nothing(
@@ -273,3 +281,30 @@ def test_services_refuse_a_weak_password_and_staff_resets_are_readable(
     assert reset.password is not None
     assert re.fullmatch(r"[A-Za-z2-9]{4}(-[A-Za-z2-9]{4}){3}", reset.password)
     assert can_log_in(soldier_a.username, reset.password)
+
+
+def test_the_clouds_own_rule_is_on_the_form_and_checked_before_sending(
+    password_rule: None, soldier_a: CloudSoldier
+) -> None:
+    form = soldier_a.client.get("/password/").content.decode()
+    assert "The cloud&#x27;s own rule: 12+ chars, a digit, a capital" in form
+    with recorded_calls() as calls:
+        response = change(soldier_a.client, soldier_a.password, "rain-over-seoul-tonight")
+    assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in (
+        response.content.decode()
+    )
+    assert calls.matching("POST", r"/v3/users/[^/]+/password$") == []
+    assert can_log_in(soldier_a.username, soldier_a.password)
+
+
+def test_a_rule_the_portal_has_not_read_yet_is_still_refused_by_keystone_in_words(
+    password_rule: None, soldier_a: CloudSoldier
+) -> None:
+    caches["default"].set(RULE_KEY(), (None, None), 300)  # read before the rule was set
+    with recorded_calls() as calls:
+        response = change(soldier_a.client, soldier_a.password, "rain-over-seoul-tonight")
+    assert len(calls.matching("POST", r"/v3/users/[^/]+/password$")) == 1
+    assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in (
+        response.content.decode()
+    )
+    assert can_log_in(soldier_a.username, soldier_a.password)
