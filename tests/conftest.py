@@ -4,7 +4,10 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_condition(
+    condition: Callable[[], Any], *, timeout: float = 30, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something true (and return that): a test waits for
+    what it needs, not for a fixed time that is too long on a quiet machine and too short on a
+    loaded one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
+        time.sleep(interval)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

@@ -35,10 +35,16 @@ def create_groups(apps: Any, schema_editor: Any) -> None:
     from django.contrib.auth.management import create_permissions
 
     # Permissions are normally created after the last migration; the groups need them now.
+    # create_permissions skips an app without a models module (as every app of a migration's
+    # historical registry is); each app gets its own back afterwards, since the tests call this
+    # with the live registry, where a None would hide the app from dumpdata and post_migrate.
     for app_config in apps.get_app_configs():
+        models_module = getattr(app_config, "models_module", None)
         app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = models_module
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for name, codenames in GROUPS.items():

@@ -224,6 +224,10 @@ class _Holding:
 
     def __init__(self, op: Operation) -> None:
         self.op = op
+        # The token this worker holds. Not read from ``op`` at each beat: once the worker
+        # re-queues the operation (``enqueue`` empties ``op.claim``), a beat filtering on the
+        # empty claim would lease the released row again, and its next task would skip it.
+        self._token = op.claim
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{op.pk}", daemon=True)
@@ -244,7 +248,7 @@ class _Holding:
         try:
             while not self._stop.wait(interval):
                 renewed = Operation.objects.filter(
-                    pk=self.op.pk, claim=self.op.claim, state=Operation.State.RUNNING
+                    pk=self.op.pk, claim=self._token, state=Operation.State.RUNNING
                 ).update(lease_expires_at=timezone.now() + _lease())
                 if not renewed:
                     self.lost.set()

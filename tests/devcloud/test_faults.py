@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from devcloud.testing import DevcloudError, FaultControl
-from tests.devcloud.conftest import Cloud, Tenant, boot, wait_status
+from tests.devcloud.conftest import Cloud, Tenant, boot, wait_for, wait_status
 
 
 @pytest.fixture
@@ -166,8 +166,10 @@ def test_a_deferred_fault_answers_now_and_carries_the_request_out_later(
         boot(tenant.member, cloud, name=name)
     listed = tenant.member.get("compute", "/servers", params={"name": name}).json()["servers"]
     assert listed == []
-    time.sleep(1.0)
-    listed = tenant.member.get("compute", "/servers", params={"name": name}).json()["servers"]
+    listed = wait_for(
+        lambda: tenant.member.get("compute", "/servers", params={"name": name}).json()["servers"],
+        timeout=10,
+    )
     assert [s["name"] for s in listed] == [name]
 
 

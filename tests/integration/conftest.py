@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
 from portal.operations import engine
 from tests.cloud_targets import CloudTarget
-from tests.conftest import ROOT, clean_env, run_manage
+from tests.conftest import ROOT, clean_env, run_manage, wait_for_condition
 
 _names = itertools.count(1)
 
@@ -354,6 +355,23 @@ class Site:
             ).fetchone()
         return (str(row[0]), str(row[1])) if row else ("", "")
 
+    def wait_until_lease_lapsed(self, op_id: int) -> None:
+        """Until the clock is past the operation's worker lease (as the scheduler reads it)."""
+        lease = self.lease_expires_at(op_id)
+        assert lease is not None, f"operation {op_id} holds no lease"
+        wait_for_condition(
+            lambda: timezone.now() > (self.lease_expires_at(op_id) or lease),
+            what=f"the lease of operation {op_id} to lapse",
+        )
+
+    def lease_expires_at(self, op_id: int) -> datetime | None:
+        with sqlite3.connect(self.db_path, timeout=20) as db:
+            row = db.execute(
+                "select lease_expires_at from portal_operation where id = ?", (op_id,)
+            ).fetchone()
+        # Django keeps UTC without an offset in SQLite.
+        return datetime.fromisoformat(row[0]).replace(tzinfo=UTC) if row and row[0] else None
+
     def wait_for(self, op_id: int, predicate: Any, timeout: float = 240) -> tuple[str, str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -374,10 +392,36 @@ class Site:
                     worker.wait()
 
 
+@pytest.fixture(scope="session")
+def migrated_site_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session: every site starts from a copy of it (a
+    ``manage.py migrate`` per test is a Django start and every migration, seconds each)."""
+    where = tmp_path_factory.mktemp("site-template")
+    path = where / "portal.sqlite3"
+    migrated = run_manage(
+        "migrate",
+        "--noinput",
+        env=clean_env(
+            VAR_DIR=str(where),
+            DATABASE_URL=f"sqlite:///{path}",
+            SECRET_KEY="template-" + "z8Kq" * 10,
+            DEBUG="false",
+            ALLOWED_HOSTS="localhost",
+        ),
+    )
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    return path
+
+
 @pytest.fixture
-def site(tmp_path: Path, portal_cloud: PortalCloud) -> Iterator[Site]:
+def site(tmp_path: Path, portal_cloud: PortalCloud, migrated_site_database: Path) -> Iterator[Site]:
     site = Site(tmp_path, portal_cloud)
-    site.manage("migrate", "--noinput")
+    # The backup API copies a consistent database whatever journal mode the file is in.
+    with (
+        contextlib.closing(sqlite3.connect(migrated_site_database)) as template,
+        contextlib.closing(sqlite3.connect(site.db_path)) as copy,
+    ):
+        template.backup(copy)
     yield site
     site.stop()
 

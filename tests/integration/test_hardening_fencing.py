@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal.models import Batch, Operation
 from portal.openstack import OpenStackClient
 from portal.operations import engine
+from tests.conftest import wait_for_condition
 from tests.integration.conftest import PortalCloud, Site, launch_code, requests_matching, unique
 
 LAUNCH_KINDS = {"kind": Operation.Kind.LAUNCH, "step": "server"}
@@ -92,7 +93,13 @@ def test_a_step_longer_than_the_lease_keeps_its_claim_so_no_second_worker_runs_i
     )
     site.start_worker()
     site.wait_for(op_id, lambda state, step: step == "server")
-    time.sleep(1.5)  # longer than the lease: only renewal keeps it
+    # Past the lease the step started with: only renewal keeps it.
+    first = site.lease_expires_at(op_id)
+    assert first is not None
+    wait_for_condition(
+        lambda: timezone.now() > first and (site.lease_expires_at(op_id) or first) > first,
+        what="the step's first lease to pass, renewed",
+    )
 
     assert "resumed=0" in site.manage("cloud_schedule", "--once")
     site.start_worker()  # a second worker, ready for anything left lying
@@ -119,7 +126,7 @@ def test_a_worker_paused_past_its_lease_wakes_and_stops_without_touching_the_clo
     site.wait_for(op_id, lambda state, step: step == "server")
     first.send_signal(signal.SIGSTOP)  # frozen: no heartbeat, no progress
     try:
-        time.sleep(1.5)  # its lease lapses
+        site.wait_until_lease_lapsed(op_id)  # its lease lapses
         assert "resumed=1" in site.manage("cloud_schedule", "--once")
         site.start_worker()
         state, _ = site.wait_for(op_id, lambda state, step: state in ("succeeded", "failed"))

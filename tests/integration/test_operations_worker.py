@@ -7,13 +7,13 @@ README's run command does; the test reads that file directly to follow the opera
 
 import signal
 import sqlite3
-import time
 from typing import Any
 
 import pytest
 
 from portal.models import Soldier
 from portal.openstack import OpenStackClient
+from tests.conftest import wait_for_condition
 from tests.integration.conftest import (
     ONBOARDED,
     ONE_VM,
@@ -62,13 +62,14 @@ def test_a_worker_killed_mid_launch_is_replaced_and_the_launch_ends_exactly_once
     )
     worker = site.start_worker()
     site.wait_for(op_id, lambda state, step: step == "floating_ip")
-    time.sleep(0.5)
+    # devcloud drops a count=1 rule once it has matched: the create is then held in flight.
+    wait_for_condition(lambda: not portal_cloud.faults.list_faults(), what="the held create")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert site.operation(op_id) == ("running", "floating_ip")
 
     # The lease (2 s here) runs out; the scheduler notices and queues the operation again.
-    time.sleep(2.5)
+    site.wait_until_lease_lapsed(op_id)
     assert "resumed=1" in site.manage("cloud_schedule", "--once")
     site.start_worker()
     assert site.wait_for(op_id, lambda state, step: state in ("succeeded", "failed"))[0] == (

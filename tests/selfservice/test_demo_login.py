@@ -43,8 +43,8 @@ def served(site: Site) -> Iterator[str]:
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or still starting up on a busy machine
             assert process.poll() is None, (site.db_path.parent / "gunicorn.log").read_text()
             assert time.monotonic() < deadline, "gunicorn did not answer"
             time.sleep(0.1)
