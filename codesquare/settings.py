@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -121,7 +122,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Every new cloud password (a soldier's change, a staff reset, a first password) passes these:
 # portal/password_policy.py.
-CLOUD_PASSWORD_VALIDATORS = [
+CLOUD_PASSWORD_VALIDATORS: list[dict[str, Any]] = [
     {
         "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
         "OPTIONS": {"user_attributes": ["username"]},

@@ -320,8 +320,9 @@ def password(request: HttpRequest) -> HttpResponse:
                 return render(request, "portal/password.html", {"form": form, "soldier": soldier})
             if op.state == Operation.State.SUCCEEDED:
                 # The change ended every session of the soldier; this one goes on.
-                request.user.refresh_from_db(fields=["password"])
-                update_session_auth_hash(request, request.user)
+                user = soldier.user
+                user.refresh_from_db(fields=["password"])
+                update_session_auth_hash(request, user)
                 messages.success(
                     request,
                     gettext(
