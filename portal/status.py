@@ -165,7 +165,11 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.DELETING: StatusSpec(
         pgettext_lazy("vm status", "Deleting"),
         Tone.BLUE,
-        Words(_("The VM is being deleted; its public address is released first.")),
+        Words(
+            _(
+                "The VM is being deleted; its public address is released once the cloud accepts that."
+            )
+        ),
         transitional=True,
     ),
     StatusKey.RUNNING: StatusSpec(
