@@ -1,4 +1,4 @@
-"""Disable a soldier: shut the account first, then the discharge's VM steps (no network teardown)."""
+"""Disable a soldier: shut the account first, then delete the VMs (the network stays)."""
 
 from django.utils.translation import gettext_noop
 
