@@ -36,6 +36,7 @@ from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import PowerState, RebootType, Server, ServerStatus, VmState
 from portal.operations.engine import (
+    clean_cloud_text,
     create_once,
     create_operation,
     enqueue,
@@ -276,7 +277,8 @@ def mirror_server(
     instance.terminated_at = server.terminated_at
     instance.launched_at_raw = server.launched_at_raw
     instance.terminated_at_raw = server.terminated_at_raw
-    instance.fault = server.fault.message if server.fault else ""
+    # Nova's fault echoes what it was sent: redacted like every cloud text before it is kept.
+    instance.fault = clean_cloud_text(server.fault.message, limit=2000) if server.fault else ""
     running = server.power_state is PowerState.RUNNING and server.status is ServerStatus.ACTIVE
     if not running:
         instance.running_since = None
@@ -364,7 +366,9 @@ def step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
             save_fields(op, "progress")
         return None
     if server.status is ServerStatus.ERROR:
-        fault = server.fault.message if server.fault else gettext("no reason given")
+        fault = (
+            clean_cloud_text(server.fault.message) if server.fault else gettext("no reason given")
+        )
         raise StepFailed(
             gettext_noop(
                 "The cloud could not build the VM (%(fault)s). Delete it and launch again."
