@@ -191,6 +191,8 @@ def step_disable_user(op: Operation, client: OpenStackClient) -> None:
             client.disable_user(op.soldier.keystone_user_id)
     with fenced(op):
         end_portal_sessions(op.soldier)
+    op.progress["account_shut"] = True
+    save_fields(op, "progress")
 
 
 def _teardown_network(op: Operation) -> ProjectNetwork | None:
@@ -245,8 +247,14 @@ def step_delete_network(op: Operation, client: OpenStackClient) -> None:
 
 
 def step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
-    """Record the soldier as disabled."""
+    """Record the soldier as disabled, once their account is surely shut.
+
+    An operation that was under way when the steps were reordered (the account used to be
+    shut after the VM deletes) resumes past the first step: it shuts the account here.
+    """
     assert op.soldier is not None
+    if not op.progress.get("account_shut"):
+        step_disable_user(op, client)
     op.soldier.state = Soldier.State.DISABLED
     with fenced(op):
         op.soldier.save(update_fields=["state", "updated_at"])

@@ -146,8 +146,14 @@ def when_step_reached() -> Iterator[Any]:
     engine.step_reached.disconnect(dispatch_uid="tests.when_step_reached")
 
 
-@pytest.mark.parametrize(("teardown", "wait_step"), [("disable", "disable_wait_vms")])
-def test_a_vm_that_appears_during_a_disable_is_deleted_not_waited_for(
+@pytest.mark.parametrize(
+    ("teardown", "wait_step", "timeout_setting"),
+    [
+        ("disable", "disable_wait_vms", "OPERATION_POWER_TIMEOUT_SECONDS"),
+        ("discharge", "wait_vms", "OPERATION_DISCHARGE_TIMEOUT_SECONDS"),
+    ],
+)
+def test_a_vm_that_appears_during_a_teardown_is_deleted_not_waited_for(
     cast: Cast,
     admin: OpenStackClient,
     tasks: Any,
@@ -155,8 +161,9 @@ def test_a_vm_that_appears_during_a_disable_is_deleted_not_waited_for(
     when_step_reached: Any,
     teardown: str,
     wait_step: str,
+    timeout_setting: str,
 ) -> None:
-    settings.OPERATION_POWER_TIMEOUT_SECONDS = 5  # the disable's bound on one step's wait
+    setattr(settings, timeout_setting, 5)  # the bound on one step's wait
     first = running_vm(cast, tasks)
     soldier = Soldier.objects.get(pk=cast.soldier.pk)
     network = ProjectNetwork.objects.get(project__soldier=soldier)
@@ -180,7 +187,8 @@ def test_a_vm_that_appears_during_a_disable_is_deleted_not_waited_for(
         )
 
     when_step_reached(wait_step, a_vm_appears)
-    op = services.soldier_disable(soldier=soldier, requested_by=cast.staff)
+    start = services.soldier_disable if teardown == "disable" else services.soldier_discharge
+    op = start(soldier=soldier, requested_by=cast.staff)
     tasks()
 
     assert finished(op).state == Operation.State.SUCCEEDED, op.message_text
@@ -188,3 +196,21 @@ def test_a_vm_that_appears_during_a_disable_is_deleted_not_waited_for(
     appeared = Instance.objects.get(name="appeared")
     assert (first.status, appeared.status) == ("DELETED", "DELETED")
     assert inventory(admin, soldier)["servers"] == 0
+
+
+@pytest.mark.parametrize("teardown", ["disable", "discharge"])
+def test_a_teardown_resumed_past_its_first_step_still_shuts_the_account(
+    cast: Cast, admin: OpenStackClient, tasks: Any, teardown: str
+) -> None:
+    # Under way when the steps were reordered: saved at the VM deletes, the account still open.
+    running_vm(cast, tasks)
+    soldier = Soldier.objects.get(pk=cast.soldier.pk)
+    browser = soldier_browser(soldier)
+    start = services.soldier_disable if teardown == "disable" else services.soldier_discharge
+    op = start(soldier=soldier, requested_by=cast.staff)
+    Operation.objects.filter(pk=op.pk).update(step="delete_vms")
+    tasks()
+
+    assert finished(op).state == Operation.State.SUCCEEDED, op.message_text
+    assert not admin.get_user(soldier.keystone_user_id).enabled
+    assert logged_out(browser)
