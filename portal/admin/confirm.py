@@ -18,6 +18,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from portal import services
@@ -40,8 +41,8 @@ def teardown_page(
     intro: str,
     button: str,
     preview: services.TeardownPreview,
-    steps: Sequence[str] = (),
-    note: str = "",
+    steps: Sequence[str | Promise] = (),
+    note: str | Promise = "",
 ) -> TemplateResponse:
     """Every server to be deleted, every floating IP to be released, and those kept.
 
