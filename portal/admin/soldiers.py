@@ -44,7 +44,7 @@ VMS_DELETED = gettext_lazy(
 )
 A_VM_DELETE_FAILS = gettext_lazy(
     "If a VM cannot be deleted, the operation stops there and names it; the account stays "
-    "disabled, and a retry goes on from there."
+    "disabled, and a retry deletes what is left."
 )
 
 STATE_TONES: dict[str, str] = {
