@@ -165,7 +165,7 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.DELETING: StatusSpec(
         pgettext_lazy("vm status", "Deleting"),
         Tone.BLUE,
-        Words(_("The VM is being deleted; its public address is released first.")),
+        Words(_("The VM is being deleted, then its public address is released.")),
         transitional=True,
     ),
     StatusKey.RUNNING: StatusSpec(

@@ -7,7 +7,7 @@ action's name, the selected ids and ``post=yes``, and only that second POST acts
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from portal import services
@@ -40,13 +41,21 @@ def teardown_page(
     intro: str,
     button: str,
     preview: services.TeardownPreview,
+    steps: Sequence[str | Promise] = (),
+    note: str | Promise = "",
 ) -> TemplateResponse:
-    """Every server to be deleted, every floating IP to be released, and those kept."""
+    """Every server to be deleted, every floating IP to be released, and those kept.
+
+    ``steps`` are what the action does, numbered in the order it does them; ``note`` what
+    happens when one of them fails.
+    """
     objects = list(queryset)
     context = {
         **action_context(modeladmin, request, objects, action=action, title=title),
         "objects": objects,
         "intro": intro,
+        "steps": list(steps),
+        "note": note,
         "button": button,
         "preview": preview,
     }

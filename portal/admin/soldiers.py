@@ -33,6 +33,20 @@ from portal.models import Operation, Soldier
 from portal.openstack.types import ServerStatus
 from portal.status import d_day
 
+# What a disable and a discharge do, in the order they do it: the confirmation pages say it.
+SHUT_OUT = gettext_lazy(
+    "Their cloud account is disabled and their portal sessions end: from now on they can log in "
+    "neither to the portal nor to the cloud."
+)
+VMS_DELETED = gettext_lazy(
+    "Every VM below is deleted; the floating IPs the portal made for them are released once the "
+    "cloud accepts each delete."
+)
+A_VM_DELETE_FAILS = gettext_lazy(
+    "If a VM cannot be deleted, the operation stops there and names it; the account stays "
+    "disabled, and a retry deletes what is left."
+)
+
 STATE_TONES: dict[str, str] = {
     Soldier.State.PENDING: "blue",
     Soldier.State.ACTIVE: "green",
@@ -295,10 +309,16 @@ class SoldierAdmin(RosterAdminMixin, ConsoleAdmin):
                 queryset,
                 action="disable_soldier",
                 title=_("Disable soldiers"),
-                intro=_(
-                    "Their cloud account is disabled at once and every VM below is deleted. "
-                    "Their project and network stay."
-                ),
+                intro=_("The soldier is shut out first, then their VMs go, in this order:"),
+                steps=[
+                    SHUT_OUT,
+                    VMS_DELETED,
+                    _(
+                        "The soldier is recorded as disabled. Their project and network stay, "
+                        "so nothing has to be rebuilt if they come back."
+                    ),
+                ],
+                note=A_VM_DELETE_FAILS,
                 button=_("Yes, disable them"),
                 preview=services.teardown_preview(soldiers=queryset),
             )
@@ -324,9 +344,19 @@ class SoldierAdmin(RosterAdminMixin, ConsoleAdmin):
                 action="discharge_now",
                 title=_("Discharge soldiers now"),
                 intro=_(
-                    "Every VM below is deleted, the cloud account is disabled, and the network "
-                    "the portal made for the project is removed."
+                    "The soldier is shut out first, then everything the portal made for them "
+                    "goes, in this order:"
                 ),
+                steps=[
+                    SHUT_OUT,
+                    VMS_DELETED,
+                    _(
+                        "The network the portal made for their project is removed (router "
+                        "interface, router, subnet, network)."
+                    ),
+                    _("The soldier is recorded as disabled."),
+                ],
+                note=A_VM_DELETE_FAILS,
                 button=_("Yes, discharge them now"),
                 preview=services.teardown_preview(soldiers=queryset, networks=True),
             )

@@ -1,4 +1,4 @@
-"""Delete a VM: release its floating IPs, delete the server, wait until it is gone."""
+"""Delete a VM: delete the server, release its floating IPs, wait until it is gone."""
 
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
@@ -10,12 +10,14 @@ from portal.services import instances
 KIND = OperationKind(
     kind=Operation.Kind.DELETE,
     steps=(
+        # The server first: a refused delete must leave the VM reachable at its address. Each
+        # step is safe to run again, so a retry resumes where the delete stopped.
+        Step("delete_server", instances.step_delete_server, label=_("deleting the VM")),
         Step(
             "release_floating_ips",
             instances.step_release_floating_ips,
             label=_("releasing the public address"),
         ),
-        Step("delete_server", instances.step_delete_server, label=_("deleting the VM")),
         Step(
             "wait_gone",
             instances.step_wait_gone,

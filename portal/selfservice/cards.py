@@ -201,6 +201,24 @@ class Card:
         return parts
 
     @property
+    def last_operation_text(self) -> str:
+        """The last operation's message, with Nova's own fault text (the cloud's English, for
+        staff) replaced by the portal's words in the soldier's language."""
+        op = self.last_operation
+        if op is None:
+            return ""
+        params = op.message_params if isinstance(op.message_params, dict) else {}
+        if "fault" not in params:
+            return op.message_text
+        try:
+            return gettext(op.message) % {
+                **params,
+                "fault": gettext("staff can see the reason the cloud gave"),
+            }
+        except (KeyError, ValueError, TypeError):
+            return gettext("The portal could not finish your last request.")
+
+    @property
     def last_action_label(self) -> str:
         op = self.last_operation
         if op is None:

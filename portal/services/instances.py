@@ -36,6 +36,7 @@ from portal.openstack import OpenStackClient, errors
 from portal.openstack.types import FloatingIP as CloudFloatingIP
 from portal.openstack.types import PowerState, RebootType, Server, ServerStatus, VmState
 from portal.operations.engine import (
+    clean_cloud_text,
     create_once,
     create_operation,
     enqueue,
@@ -90,10 +91,7 @@ def instance_launch(
     if problem:
         raise OperationRefused(problem.message, **problem.params)
     with transaction.atomic():
-        if discharge_started(soldier):
-            raise OperationRefused(
-                gettext_noop("This soldier is being discharged, so no new VM can be launched.")
-            )
+        _refuse_during_teardown(soldier)
         project, _ = Project.objects.get_or_create(
             soldier=soldier, defaults={"name": project_name(soldier)}
         )
@@ -146,8 +144,7 @@ def step_onboard(op: Operation, client: OpenStackClient) -> Wait | None:
     soldier = Soldier.objects.get(pk=op.soldier.pk)
     if soldier.state == Soldier.State.DISABLED:
         raise StepFailed(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
-    if discharge_started(soldier):
-        raise StepFailed(gettext_noop("The soldier is being discharged; the VM was not created."))
+    _fail_during_teardown(soldier)
     if soldier.state == Soldier.State.ACTIVE and onboarding_complete(soldier):
         return None
     # Not onboarded yet, or onboarded only in part (a crash between two records): onboarding
@@ -227,8 +224,7 @@ def step_server(op: Operation, client: OpenStackClient) -> None:
     if instance.server_id:
         return
     assert op.soldier is not None
-    if discharge_started(op.soldier):
-        raise StepFailed(gettext_noop("The soldier is being discharged; the VM was not created."))
+    _fail_during_teardown(op.soldier)
 
     def create() -> str:
         zone = instance.availability_zone or None
@@ -281,7 +277,8 @@ def mirror_server(
     instance.terminated_at = server.terminated_at
     instance.launched_at_raw = server.launched_at_raw
     instance.terminated_at_raw = server.terminated_at_raw
-    instance.fault = server.fault.message if server.fault else ""
+    # Nova's fault echoes what it was sent: redacted like every cloud text before it is kept.
+    instance.fault = clean_cloud_text(server.fault.message, limit=2000) if server.fault else ""
     running = server.power_state is PowerState.RUNNING and server.status is ServerStatus.ACTIVE
     if not running:
         instance.running_since = None
@@ -369,7 +366,9 @@ def step_wait_active(op: Operation, client: OpenStackClient) -> Wait | None:
             save_fields(op, "progress")
         return None
     if server.status is ServerStatus.ERROR:
-        fault = server.fault.message if server.fault else gettext("no reason given")
+        fault = (
+            clean_cloud_text(server.fault.message) if server.fault else gettext("no reason given")
+        )
         raise StepFailed(
             gettext_noop(
                 "The cloud could not build the VM (%(fault)s). Delete it and launch again."
@@ -510,7 +509,8 @@ def step_sync(op: Operation, client: OpenStackClient) -> None:
 def instance_delete(
     *, instance: Instance, requested_by: Any = None, batch: Batch | None = None
 ) -> Operation:
-    """Queue the leak-proof delete: portal-owned floating IPs, then the server, then the mirror."""
+    """Queue the leak-proof delete: the server, then its portal-owned floating IPs, then the
+    mirror."""
 
     def check(locked: Instance) -> None:
         if locked.status == ServerStatus.DELETED:
@@ -528,33 +528,29 @@ def instance_delete(
     )
 
 
-def step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
-    """Release the floating IPs the portal created for this VM, and no other."""
-    instance = _instance(op)
-    owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
-    # A launch stopped between creating a floating IP and recording it left one that carries
-    # the token it saved first; it is ours too. Anything else on the port is left alone.
+def _record_unrecorded_fip(op: Operation, client: OpenStackClient, instance: Instance) -> None:
+    """Record the floating IP a stopped launch made but never recorded, as the portal's.
+
+    It carries the token the launch saved first; it is found through the port, so this runs
+    while the port still exists (before the server delete takes it away).
+    """
     unrecorded = _unrecorded_fip(client, instance)
-    if unrecorded is not None and unrecorded.id not in {f.neutron_id for f in owned}:
-        with fenced(op):
-            owned.append(
-                remember_floating_ip(unrecorded, instance=instance, created_by_portal=True)
-            )
-    for record in owned:
-        with contextlib.suppress(errors.NotFound):
-            client.delete_floating_ip(record.neutron_id)
-        record.released_at = timezone.now()
-        with fenced(op):
-            record.save(update_fields=["released_at"])
-    instance.floating_ip = ""
-    instance.floating_ip_token = ""
+    if unrecorded is None:
+        return
+    if instance.floating_ips.filter(neutron_id=unrecorded.id, created_by_portal=True).exists():
+        return
     with fenced(op):
-        instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
+        remember_floating_ip(unrecorded, instance=instance, created_by_portal=True)
 
 
 def step_delete_server(op: Operation, client: OpenStackClient) -> None:
-    """Delete the server (a launch that never recorded it is found by its tag)."""
+    """Delete the server (a launch that never recorded it is found by its tag).
+
+    The floating IP stays until Nova has accepted the delete: a refused delete leaves the VM
+    running and reachable at its address, not running without one.
+    """
     instance = _instance(op)
+    _record_unrecorded_fip(op, client, instance)
     server_id = instance.server_id
     if not server_id:
         # A launch that never reached the cloud may still have created a tagged server.
@@ -567,6 +563,27 @@ def step_delete_server(op: Operation, client: OpenStackClient) -> None:
             instance.save(update_fields=["server_id", "updated_at"])
     with contextlib.suppress(errors.NotFound):
         client.delete_server(server_id)
+
+
+def step_release_floating_ips(op: Operation, client: OpenStackClient) -> None:
+    """Release the floating IPs the portal created for this VM, and no other.
+
+    Runs once Nova has accepted the server delete; Neutron keeps a floating IP when its server
+    goes, so one the portal owns is released here. Anything else on the port is left alone.
+    """
+    instance = _instance(op)
+    _record_unrecorded_fip(op, client, instance)
+    owned = list(instance.floating_ips.filter(created_by_portal=True, released_at__isnull=True))
+    for record in owned:
+        with contextlib.suppress(errors.NotFound):
+            client.delete_floating_ip(record.neutron_id)
+        record.released_at = timezone.now()
+        with fenced(op):
+            record.save(update_fields=["released_at"])
+    instance.floating_ip = ""
+    instance.floating_ip_token = ""
+    with fenced(op):
+        instance.save(update_fields=["floating_ip", "floating_ip_token", "updated_at"])
 
 
 # Nova's deferred delete (reclaim_instance_interval) keeps a deleted server as SOFT_DELETED
@@ -744,15 +761,46 @@ def step_power_wait(op: Operation, client: OpenStackClient) -> Wait | None:
     return Wait(poll_seconds())
 
 
-def discharge_started(soldier: Soldier) -> bool:
-    """Whether this soldier's discharge has begun: from then on no VM is launched for them."""
+def teardown_under_way(soldier: Soldier) -> str | None:
+    """The kind of teardown (discharge or disable) begun for this soldier, if any.
+
+    From then on no VM is launched for them: a failed one still counts, since staff asked for
+    the account to be shut and its Keystone user is disabled first.
+    """
     if Soldier.objects.filter(pk=soldier.pk, state=Soldier.State.DISABLED).exists():
-        return True
-    return (
-        Operation.objects.filter(soldier=soldier, kind=Operation.Kind.DISCHARGE)
+        return str(Operation.Kind.DISCHARGE)
+    kind = (
+        Operation.objects.filter(
+            soldier=soldier, kind__in=[Operation.Kind.DISCHARGE, Operation.Kind.DISABLE]
+        )
         .filter(state__in=[*Operation.ACTIVE_STATES, Operation.State.FAILED])
-        .exists()
+        .order_by("-created_at")
+        .values_list("kind", flat=True)
+        .first()
     )
+    return str(kind) if kind else None
+
+
+def _refuse_during_teardown(soldier: Soldier) -> None:
+    """A launch asked for a soldier being discharged or disabled is refused, saying which."""
+    kind = teardown_under_way(soldier)
+    if kind == Operation.Kind.DISABLE:
+        raise OperationRefused(
+            gettext_noop("This soldier is being disabled, so no new VM can be launched.")
+        )
+    if kind is not None:
+        raise OperationRefused(
+            gettext_noop("This soldier is being discharged, so no new VM can be launched.")
+        )
+
+
+def _fail_during_teardown(soldier: Soldier) -> None:
+    """A launch queued before a discharge or a disable stops before it creates anything."""
+    kind = teardown_under_way(soldier)
+    if kind == Operation.Kind.DISABLE:
+        raise StepFailed(gettext_noop("The soldier is being disabled; the VM was not created."))
+    if kind is not None:
+        raise StepFailed(gettext_noop("The soldier is being discharged; the VM was not created."))
 
 
 # --- sync one VM (a staff action) ----------------------------------------------------------------

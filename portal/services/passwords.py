@@ -28,6 +28,7 @@ from portal.operations.engine import (
 )
 from portal.operations.errors import OperationRefused
 from portal.services.onboarding import domain_id
+from portal.services.sessions import end_portal_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -110,18 +111,6 @@ def _refuse_by_policy(soldier: Soldier, password: str) -> None:
         )
 
 
-def _end_portal_sessions(soldier: Soldier) -> None:
-    """Every portal session of the soldier ends at its next request.
-
-    Django checks a session against a hash of the user's password field; the soldier's Django
-    password is never usable (Keystone holds the real one), so a fresh unusable one changes the
-    hash and nothing else. The view keeps the session that made a change (update_session_auth_hash).
-    """
-    user = soldier.user
-    user.set_unusable_password()
-    user.save(update_fields=["password"])
-
-
 def _new_password_works(soldier: Soldier, password: str) -> bool | None:
     """Whether Keystone takes ``password`` for the soldier now (None: it could not tell)."""
     try:
@@ -165,7 +154,7 @@ def soldier_password_change(
             # A retry of a change whose answer was lost: it went through the first time, and
             # the "wrong" current password is the soldier's old one, not a guess.
             finish(op, Operation.State.SUCCEEDED, changed)
-            _end_portal_sessions(soldier)
+            end_portal_sessions(soldier)
         else:
             finish(op, Operation.State.FAILED, gettext_noop("The current password is not correct."))
     except errors.BadRequest as exc:
@@ -183,7 +172,7 @@ def soldier_password_change(
         if works:
             record_request_id(op, exc.request_id)
             finish(op, Operation.State.SUCCEEDED, changed)
-            _end_portal_sessions(soldier)
+            end_portal_sessions(soldier)
         elif works is None:
             record_request_id(op, exc.request_id)
             finish(
@@ -197,7 +186,7 @@ def soldier_password_change(
             fail_from_cloud_error(op, exc)
     else:
         finish(op, Operation.State.SUCCEEDED, changed)
-        _end_portal_sessions(soldier)
+        end_portal_sessions(soldier)
     return op
 
 
@@ -227,5 +216,5 @@ def soldier_password_reset(
         fail_from_cloud_error(op, exc)
         return PasswordReset(operation=op, password=None)
     finish(op, Operation.State.SUCCEEDED, gettext_noop("A new password was set."))
-    _end_portal_sessions(soldier)
+    end_portal_sessions(soldier)
     return PasswordReset(operation=op, password=password)

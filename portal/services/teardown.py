@@ -41,6 +41,7 @@ from portal.operations.errors import OperationRefused, StepFailed
 from portal.operations.registry import Wait
 from portal.services.batches import BulkResult, attach_to_batch, batch_apply
 from portal.services.instances import instance_delete
+from portal.services.sessions import end_portal_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def soldier_discharge_postpone(
 
 
 def soldier_discharge(*, soldier: Soldier, requested_by: Any = None) -> Operation:
-    """Queue a discharge: delete every VM, disable the user, tear down the owned network."""
+    """Queue a discharge: disable the user, delete every VM, tear down the owned network."""
     with transaction.atomic():
         op = create_operation(
             kind=Operation.Kind.DISCHARGE,
@@ -120,8 +121,9 @@ def _next_discharge_try(failed: Operation) -> datetime:
     return (failed.finished_at or timezone.now()) + timedelta(seconds=delay)
 
 
-def step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
-    """Start the leak-proof delete of every VM not already deleted or deleting."""
+def _start_vm_deletes(op: Operation) -> bool:
+    """Start the leak-proof delete of every VM not already deleted or deleting; True if one of
+    them is busy with another action (its delete is started at a later look)."""
     assert op.soldier is not None
     busy = False
     # Deletes that ended before (a retried discharge) are not waited on again: a VM whose
@@ -145,11 +147,20 @@ def step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | 
         children.append(child.pk)
     op.progress["children"] = children
     save_fields(op, "progress")
-    return Wait(poll_seconds()) if busy else None
+    return busy
+
+
+def step_discharge_delete_vms(op: Operation, client: OpenStackClient) -> Wait | None:
+    """Start the leak-proof delete of every VM not already deleted or deleting."""
+    return Wait(poll_seconds()) if _start_vm_deletes(op) else None
 
 
 def step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | None:
-    """Wait until every VM is deleted; fail if one of the deletes failed."""
+    """Wait until every VM is deleted; fail if one of the deletes failed.
+
+    A VM that appeared after the deletes started (a launch already past its last check) gets
+    its own delete here rather than being waited on until the step times out.
+    """
     assert op.soldier is not None
     failed = Operation.objects.filter(
         pk__in=op.progress.get("children", []), state=Operation.State.FAILED
@@ -162,17 +173,26 @@ def step_discharge_wait_vms(op: Operation, client: OpenStackClient) -> Wait | No
             name=failed.instance.name if failed.instance else "-",
             reason=failed.message_text,
         )
+    _start_vm_deletes(op)
     if op.soldier.instances.exclude(status=ServerStatus.DELETED).exists():
         return Wait(poll_seconds())
     return None
 
 
 def step_disable_user(op: Operation, client: OpenStackClient) -> None:
-    """Disable the soldier's Keystone user."""
+    """Shut the account: disable the Keystone user and end the soldier's portal sessions.
+
+    First of a discharge or a disable, so a VM that cannot be deleted never keeps it open; the
+    VM deletes do not need the user (the portal acts as its own user).
+    """
     assert op.soldier is not None
     if op.soldier.keystone_user_id:
         with contextlib.suppress(errors.NotFound):
             client.disable_user(op.soldier.keystone_user_id)
+    with fenced(op):
+        end_portal_sessions(op.soldier)
+    op.progress["account_shut"] = True
+    save_fields(op, "progress")
 
 
 def _teardown_network(op: Operation) -> ProjectNetwork | None:
@@ -227,15 +247,21 @@ def step_delete_network(op: Operation, client: OpenStackClient) -> None:
 
 
 def step_mark_disabled(op: Operation, client: OpenStackClient) -> None:
-    """Record the soldier as disabled."""
+    """Record the soldier as disabled, once their account is surely shut.
+
+    An operation that was under way when the steps were reordered (the account used to be
+    shut after the VM deletes) resumes past the first step: it shuts the account here.
+    """
     assert op.soldier is not None
+    if not op.progress.get("account_shut"):
+        step_disable_user(op, client)
     op.soldier.state = Soldier.State.DISABLED
     with fenced(op):
         op.soldier.save(update_fields=["state", "updated_at"])
 
 
-# A retried discharge starts again at deleting the VMs: the failed delete it stopped on is
-# retried (or the VM was deleted by hand meanwhile) instead of being waited on again.
+# A retried discharge starts again at disabling the user, then the VM deletes: the failed delete
+# it stopped on is retried (or the VM was deleted by hand meanwhile) instead of being waited on.
 
 
 # --- disable a soldier, discharge several, and what a teardown will do ---------------------------
@@ -258,7 +284,8 @@ def soldiers_discharge_now(*, soldiers: Sequence[Soldier], requested_by: Any = N
 def soldier_disable(
     *, soldier: Soldier, requested_by: Any = None, batch: Batch | None = None
 ) -> Operation:
-    """Queue: delete the soldier's VMs (and their floating IPs), disable the Keystone user.
+    """Queue: disable the Keystone user (and end portal sessions), then delete the soldier's VMs
+    (and their floating IPs).
 
     Unlike a discharge, the project and its network stay, so nothing has to be rebuilt if the
     soldier comes back; their tokens are revoked by Keystone at once.

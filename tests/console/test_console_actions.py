@@ -6,6 +6,7 @@ the batch page. Destructive actions show what they will delete, release and keep
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -179,6 +180,36 @@ def test_disabling_a_soldier_deletes_their_vms_locks_the_account_and_keeps_the_n
     confirmed = confirm(operator, "soldier", "disable_soldier", [soldier.pk], follow=True)
     assert again.status_code == 200
     assert any("already disabled" in m for m in messages_of(confirmed))
+
+
+def numbered_steps(page: str) -> list[str]:
+    """The steps of a confirmation page's ordered list, as text, in their order."""
+    listing = re.search(r'<ol class="cs-steps">(.*?)</ol>', page, re.S)
+    assert listing is not None, "no numbered steps on the page"
+    return [
+        re.sub(r"<[^>]+>|\s+", " ", s).strip()
+        for s in re.findall(r"<li>(.*?)</li>", listing[1], re.S)
+    ]
+
+
+@pytest.mark.parametrize("action", ["disable_soldier", "discharge_now"])
+def test_the_teardown_page_says_what_happens_in_which_order(
+    operator: Client, cast: Cast, tasks: Any, action: str
+) -> None:
+    soldier = onboarded(tasks)
+    page = act(operator, "soldier", action, [soldier.pk]).content.decode()
+    steps = numbered_steps(page)
+    assert steps[0].startswith("Their cloud account is disabled and their portal sessions end")
+    assert steps[1].startswith("Every VM below is deleted")
+    assert steps[-1].startswith("The soldier is recorded as disabled")
+    if action == "discharge_now":
+        assert len(steps) == 4
+        assert steps[2].startswith("The network the portal made for their project is removed")
+    else:
+        assert len(steps) == 3
+        assert "project and network stay" in steps[-1]
+    assert "If a VM cannot be deleted" in page
+    assert "the account stays disabled" in page
 
 
 def test_discharge_now_lists_the_network_it_removes_and_removes_it(

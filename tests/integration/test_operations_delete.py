@@ -8,7 +8,14 @@ from portal import services
 from portal.models import FloatingIP, Instance, Operation
 from portal.openstack import NotFound, OpenStackClient
 from portal.operations import registry
-from tests.integration.conftest import ONBOARDED, Cast, finished, inventory, recorded_calls
+from tests.integration.conftest import (
+    ONBOARDED,
+    Cast,
+    PortalCloud,
+    finished,
+    inventory,
+    recorded_calls,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,7 +34,7 @@ def running_vm(cast: Cast, tasks: Any) -> Instance:
     return instance
 
 
-def test_delete_releases_the_portal_floating_ip_then_deletes_the_server_and_marks_it(
+def test_delete_deletes_the_server_then_releases_the_portal_floating_ip_and_marks_it(
     cast: Cast, admin: OpenStackClient, tasks: Any
 ) -> None:
     instance = running_vm(cast, tasks)
@@ -51,11 +58,12 @@ def test_delete_releases_the_portal_floating_ip_then_deletes_the_server_and_mark
     with pytest.raises(NotFound):
         admin.get_server(instance.server_id or "")
     assert inventory(admin, cast.soldier) == ONBOARDED
-    # The floating IP goes before the server, so no window leaves it orphaned.
+    # The server goes first: the floating IP is released only once Nova accepted the delete,
+    # so a refused delete leaves the VM reachable (issue 18, F13).
     mutations = [(e.method, e.path) for e in calls.mutations()]
     assert [m for m, _ in mutations] == ["DELETE", "DELETE"]
-    assert "/floatingips/" in mutations[0][1]
-    assert "/servers/" in mutations[1][1]
+    assert "/servers/" in mutations[0][1]
+    assert "/floatingips/" in mutations[1][1]
 
 
 def test_a_hand_made_floating_ip_survives_the_deletion_of_its_server(
@@ -131,3 +139,37 @@ def test_a_deleted_vm_cannot_be_deleted_again(cast: Cast, tasks: Any) -> None:
     instance.refresh_from_db()
     with pytest.raises(services.OperationRefused, match="already deleted"):
         services.instance_delete(instance=instance)
+
+
+@pytest.mark.usefixtures("devcloud")
+def test_a_refused_server_delete_leaves_the_vm_reachable_at_its_floating_ip(
+    cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: PortalCloud
+) -> None:
+    instance = running_vm(cast, tasks)
+    address = instance.floating_ip
+    fip = FloatingIP.objects.get(instance=instance)
+    portal_cloud.faults.add(
+        method="DELETE", path=rf"/servers/{instance.server_id}$", status=403, count=1
+    )
+    op = services.instance_delete(instance=instance, requested_by=cast.staff)
+    tasks()
+
+    op = finished(op)
+    assert op.state == Operation.State.FAILED
+    assert op.step == "delete_server"
+    instance.refresh_from_db()
+    assert (instance.status, instance.floating_ip) == ("ACTIVE", address)
+    fip.refresh_from_db()
+    assert fip.released_at is None
+    bound = admin.get_floating_ip(fip.neutron_id)
+    assert bound.port_id == instance.port_id
+
+    # The retry resumes at the server delete, then releases the address: nothing left behind.
+    services.operation_retry(operation=op)
+    tasks()
+    assert finished(op).state == Operation.State.SUCCEEDED, op.message_text
+    fip.refresh_from_db()
+    assert fip.released_at is not None
+    with pytest.raises(NotFound):
+        admin.get_floating_ip(fip.neutron_id)
+    assert inventory(admin, cast.soldier) == ONBOARDED

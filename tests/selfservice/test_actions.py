@@ -203,7 +203,7 @@ def test_with_the_setting_on_a_soldier_deletes_their_vm_and_its_floating_ip(
     text = soldier_a.client.get("/").content.decode()
     assert f'href="/vm/{running_vm.pk}/delete/"' in text
     confirm = soldier_a.client.get(f"/vm/{running_vm.pk}/delete/").content.decode()
-    assert f"Its public address {running_vm.floating_ip} is released first" in confirm
+    assert f"then its public address {running_vm.floating_ip} is released" in confirm
     act(soldier_a.client, running_vm, "delete")
     assert ops(running_vm)[-1].kind == Operation.Kind.DELETE
     tasks()

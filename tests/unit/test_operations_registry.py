@@ -19,8 +19,8 @@ def test_the_steps_of_a_launch_run_in_their_declared_order() -> None:
         "sync",
     ]
     assert registry.kind_of(Operation.Kind.DELETE).step_names == [
-        "release_floating_ips",
         "delete_server",
+        "release_floating_ips",
         "wait_gone",
         "terminated",
     ]
@@ -64,9 +64,14 @@ def test_the_step_words_are_translated_when_read() -> None:
     assert korean != "waiting for the cloud"
 
 
-def test_a_discharge_retries_from_its_first_deletion_and_others_where_they_stopped() -> None:
-    assert registry.kind_of(Operation.Kind.DISCHARGE).retry_from == "delete_vms"
-    others = [k for k in registry.declared_kinds() if k.kind != Operation.Kind.DISCHARGE]
+def test_a_teardown_retries_from_shutting_the_account_and_others_where_they_stopped() -> None:
+    teardowns = (Operation.Kind.DISCHARGE, Operation.Kind.DISABLE)
+    for kind in teardowns:
+        declared = registry.kind_of(kind)
+        # The account is shut first, and a retry never skips shutting it.
+        assert declared.step_names[0] == "disable_user"
+        assert declared.retry_from == "disable_user"
+    others = [k for k in registry.declared_kinds() if k.kind not in teardowns]
     assert [k.kind for k in others if k.retry_from is not None] == []
 
 

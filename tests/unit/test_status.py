@@ -422,7 +422,7 @@ WORDS: list[tuple[dict[str, Any], Audience, str, str, str]] = [
             {"task_state": "deleting"},
             audience,
             "Deleting",
-            "The VM is being deleted; its public address is released first.",
+            "The VM is being deleted, then its public address is released.",
             "",
         )
         for audience in Audience
