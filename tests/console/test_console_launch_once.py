@@ -44,7 +44,7 @@ def preflight_page(operator: Client, cast: Cast, ids: list[Any], **extra: Any) -
 
 def launch_form(html: str) -> dict[str, Any]:
     """What the preflight page's launch button posts."""
-    fields = form_fields(html)
+    fields: dict[str, Any] = dict(form_fields(html))
     fields.pop("csrfmiddlewaretoken", None)
     fields["_selected_action"] = hidden_ids(html)
     return fields
@@ -111,8 +111,16 @@ def test_a_launch_posted_without_the_preflights_key_shows_the_preflight(
     operator: Client, cast: Cast, tasks: Any
 ) -> None:
     soldier = onboarded(tasks)
-    fields = {"step": "launch", "template": cast.template.pk, "count": 1, "host": ""}
-    response = act(operator, "soldier", "launch_vm", [soldier.pk], **fields)
+    response = act(
+        operator,
+        "soldier",
+        "launch_vm",
+        [soldier.pk],
+        step="launch",
+        template=cast.template.pk,
+        count=1,
+        host="",
+    )
     assert response.status_code == 200
     assert "Look at the preflight, then launch from its page." in messages_of(response)
     assert 'name="launch_key"' in response.content.decode()
