@@ -299,6 +299,8 @@ class Instance(models.Model):
     )
     last_error = models.TextField(_("last error"), blank=True)
     deleted_outside_portal = models.BooleanField(_("deleted outside the portal"), default=False)
+    # Staff ticked "second VM" when launching it: exempt from one live VM per soldier and template.
+    second_vm = models.BooleanField(_("asked as a second VM"), default=False)
     last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -307,6 +309,15 @@ class Instance(models.Model):
         verbose_name = _("instance")
         verbose_name_plural = _("instances")
         ordering = ["-created_at"]
+        constraints = [
+            # The promise "one VM per soldier": a double submit or two operators at once make
+            # one live VM per soldier and template; only an explicit "second VM" escapes it.
+            models.UniqueConstraint(
+                fields=["owner", "template"],
+                condition=Q(second_vm=False, deleted_outside_portal=False) & ~Q(status="DELETED"),
+                name="one_live_vm_per_soldier_and_template",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -386,6 +397,11 @@ class Batch(models.Model):
     failed = models.PositiveIntegerField(_("failed"), default=0)
     # Rows staff withdrew before they started; they count as done.
     cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
+    # The launch form's idempotency key (made when its preflight page was shown): a second
+    # submit of the same form finds this batch instead of launching again.
+    launch_key = models.CharField(
+        _("launch form key"), max_length=64, null=True, blank=True, unique=True
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
@@ -441,9 +457,12 @@ class Operation(models.Model):
         FAILED = "failed", _("Failed")
         # Staff withdrew it before it started (a batch's "cancel rows not started").
         CANCELLED = "cancelled", _("Cancelled")
+        # The cloud answered and turned down what a soldier typed (a wrong current password):
+        # nothing went wrong for staff to look at, and nothing to retry.
+        REFUSED = "refused", _("Refused (input)")
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING)
-    END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.REFUSED)
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED)
@@ -529,6 +548,8 @@ class Drift(models.Model):
 
     class Kind(models.TextChoices):
         UNOWNED_SERVER = "unowned_server", _("Server outside every soldier project")
+        # Made in a soldier's project by someone else than the portal (his own CLI, say).
+        FOREIGN_SERVER = "foreign_server", _("Server in a soldier project, not made by the portal")
         ORPHAN_FLOATING_IP = "orphan_floating_ip", _("Portal floating IP without a server")
         DELETED_OUTSIDE = "deleted_outside", _("Server deleted outside the portal")
         USER_WITHOUT_SOLDIER = "user_without_soldier", _("Keystone user without a soldier")

@@ -1,5 +1,5 @@
-"""Intermediate pages of actions: what a destructive action will do, a postponement's date,
-and the one page a reset password is ever shown on.
+"""Intermediate pages of actions: what a destructive or mass action will do, a postponement's
+date, and the one page a reset password is ever shown on.
 
 They follow Django's ``delete_selected``: the page posts back to the change list with the
 action's name, the selected ids and ``post=yes``, and only that second POST acts.
@@ -22,7 +22,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from portal import services
-from portal.admin.helpers import action_context
+from portal.admin.helpers import ACTION_FIELDS, action_context
 from portal.models import Soldier, seoul_today
 
 
@@ -60,6 +60,47 @@ def teardown_page(
         "preview": preview,
     }
     return TemplateResponse(request, "admin/portal/confirm_teardown.html", context)
+
+
+@dataclass(frozen=True)
+class ConfirmRow:
+    """One selected row as the confirmation lists it: its name, whose it is, where it is now."""
+
+    name: str
+    owner: str
+    now: str
+
+
+def action_page(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: list[Model],
+    *,
+    action: str,
+    title: str,
+    intro: str,
+    button: str,
+    rows: list[ConfirmRow],
+    danger: bool = False,
+) -> TemplateResponse:
+    """What an action will do to which rows, and one button to do it (``post=yes``).
+
+    Posted from a detail page, the confirmation goes back there, so the action's report lands
+    where the operator started.
+    """
+    context = {
+        **action_context(modeladmin, request, objects, action=action, title=title),
+        "objects": objects,
+        "intro": intro,
+        "button": button,
+        "rows": rows,
+        "danger": danger,
+    }
+    change_form_field = ACTION_FIELDS[1]
+    if change_form_field in request.POST:
+        context["action_field"] = change_form_field
+        context["form_url"] = request.get_full_path()
+    return TemplateResponse(request, "admin/portal/confirm_action.html", context)
 
 
 class PostponeForm(forms.Form):

@@ -40,6 +40,7 @@ from portal.models import Drift, FloatingIP, Instance, Project, Soldier
 # Fixes that are one button on the page; the others open their own page first.
 ONE_CLICK = {"release_ip", "mark_terminated"}
 NEEDS_SOLDIER = {"adopt", "link_user"}
+SERVER_KINDS = (Drift.Kind.UNOWNED_SERVER, Drift.Kind.FOREIGN_SERVER)
 FIX_LABELS = {
     "adopt": gettext_lazy("Adopt as a soldier's VM"),
     "delete_server": gettext_lazy("Delete the server…"),
@@ -86,7 +87,7 @@ class DriftChangeList(ChangeList):
             row.may_fix = may_fix
             row.likely_soldier = (
                 owners.get(row.project_keystone_id)
-                if row.kind == Drift.Kind.UNOWNED_SERVER
+                if row.kind in SERVER_KINDS
                 else names.get(user_name(row))
                 if row.kind == Drift.Kind.USER_WITHOUT_SOLDIER
                 else None
@@ -225,7 +226,7 @@ class DriftAdmin(MirrorAdmin):
         return self._fix_page(request, drift, fix, SoldierChoiceForm(initial=initial))
 
     def _likely_soldier(self, drift: Drift) -> Soldier | None:
-        if drift.kind == Drift.Kind.UNOWNED_SERVER:
+        if drift.kind in SERVER_KINDS:
             project = Project.objects.filter(keystone_id=drift.project_keystone_id).first()
             return project.soldier if project else None
         return Soldier.objects.filter(

@@ -234,6 +234,7 @@ OPERATION_TONES: dict[str, str] = {
     Operation.State.SUCCEEDED: "green",
     Operation.State.FAILED: "red",
     Operation.State.CANCELLED: "grey",
+    Operation.State.REFUSED: "grey",
 }
 
 

@@ -38,6 +38,44 @@ from portal.models import Instance, Operation, power_state_label
 from portal.status import Audience, merged_status
 from portal.templatetags.portal_ui import uptime
 
+# The admin action of each power action, and what its confirmation says.
+POWER_ACTIONS = {
+    Instance.Action.START: "start_vm",
+    Instance.Action.STOP: "stop_vm",
+    Instance.Action.REBOOT_SOFT: "reboot_soft",
+    Instance.Action.REBOOT_HARD: "reboot_hard",
+}
+POWER_CONFIRMATIONS = {
+    Instance.Action.START: (
+        gettext_lazy("Start VMs"),
+        gettext_lazy("The VMs below are switched on."),
+        gettext_lazy("Yes, start them"),
+    ),
+    Instance.Action.STOP: (
+        gettext_lazy("Stop VMs"),
+        gettext_lazy(
+            "The VMs below are shut down: whatever is unsaved in them is lost, and their "
+            "soldiers cannot use them until they are started again."
+        ),
+        gettext_lazy("Yes, stop them"),
+    ),
+    Instance.Action.REBOOT_SOFT: (
+        gettext_lazy("Reboot VMs"),
+        gettext_lazy(
+            "The VMs below are restarted: their soldiers' connections drop until they are back."
+        ),
+        gettext_lazy("Yes, reboot them"),
+    ),
+    Instance.Action.REBOOT_HARD: (
+        gettext_lazy("Hard reboot VMs"),
+        gettext_lazy(
+            "The VMs below are reset like a power cut and start again: whatever is unsaved in "
+            "them is lost."
+        ),
+        gettext_lazy("Yes, hard reboot them"),
+    ),
+}
+
 
 @admin.register(Instance)
 class InstanceAdmin(InstanceExportMixin, MirrorAdmin):
@@ -252,6 +290,28 @@ class InstanceAdmin(InstanceExportMixin, MirrorAdmin):
     def _power(
         self, request: HttpRequest, queryset: QuerySet[Instance], action: Instance.Action
     ) -> HttpResponse | None:
+        if not confirm.confirmed(request):
+            # A wrong selection would stop a whole company: say what happens to which VMs.
+            title, intro, button = POWER_CONFIRMATIONS[action]
+            vms = list(queryset.select_related("owner").order_by("owner__service_number", "name"))
+            return confirm.action_page(
+                self,
+                request,
+                list(vms),
+                action=POWER_ACTIONS[action],
+                title=str(title),
+                intro=str(intro),
+                button=str(button),
+                rows=[
+                    confirm.ConfirmRow(
+                        vm.name,
+                        str(vm.owner),
+                        str(merged_status(vm, audience=Audience.STAFF).label),
+                    )
+                    for vm in vms
+                ],
+                danger=action != Instance.Action.START,
+            )
         result = services.batch_apply(
             kind=str(action),
             targets=queryset,

@@ -236,6 +236,29 @@ class SoldierAdmin(RosterAdminMixin, ConsoleAdmin):
 
     @console_action(description=gettext_lazy("Reset the cloud password (shown once)"))
     def reset_password(self, request: HttpRequest, queryset: QuerySet[Soldier]) -> HttpResponse:
+        if not confirm.confirmed(request):
+            soldiers = list(queryset.order_by("service_number"))
+            return confirm.action_page(
+                self,
+                request,
+                list(soldiers),
+                action="reset_password",
+                title=_("Reset cloud passwords"),
+                intro=_(
+                    "Each soldier below gets a new cloud password, shown once on the next page. "
+                    "Their current password stops working at once, and their portal sessions end."
+                ),
+                button=_("Yes, reset their passwords"),
+                rows=[
+                    confirm.ConfirmRow(
+                        s.keystone_user_name,
+                        str(s),
+                        s.get_state_display() if s.keystone_user_id else _("no cloud account yet"),
+                    )
+                    for s in soldiers
+                ],
+                danger=True,
+            )
         rows = []
         for soldier in queryset.order_by("service_number"):
             try:

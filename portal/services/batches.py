@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -108,6 +108,8 @@ class BulkResult:
     batch: Batch | None = None
     operations: list[Operation] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    # The form had been submitted before: ``batch`` is what that first submit started.
+    replayed: bool = False
 
 
 def batch_apply[T](
@@ -116,17 +118,22 @@ def batch_apply[T](
     targets: Iterable[T],
     start: Callable[[T, Batch | None], Operation],
     requested_by: Any = None,
+    launch_key: str | None = None,
 ) -> BulkResult:
     """Start one operation per target with ``start``; several targets share one batch.
 
     One transaction: the operations are queued when it commits, so none can finish (and count
     itself into the batch) before the batch knows its total. A refused row is skipped and said.
+    With ``launch_key`` (a form's idempotency key) there is always a batch, and the key's unique
+    index makes a second submit of that form wait for the first and then find its batch.
     """
     targets = list(targets)
     result = BulkResult()
     with transaction.atomic():
-        if len(targets) > 1:
-            result.batch = Batch.objects.create(kind=kind, requested_by=requested_by)
+        if len(targets) > 1 or launch_key:
+            result.batch = Batch.objects.create(
+                kind=kind, requested_by=requested_by, launch_key=launch_key
+            )
         for target in targets:
             try:
                 with transaction.atomic():
@@ -137,6 +144,10 @@ def batch_apply[T](
             if result.operations:
                 result.batch.total = len(result.operations)
                 result.batch.save(update_fields=["total"])
+            elif launch_key:
+                # Every row was refused; the batch stays (finished, empty) to hold the key.
+                result.batch.finished_at = timezone.now()
+                result.batch.save(update_fields=["finished_at"])
             else:
                 result.batch.delete()  # every row was refused: nothing to follow
                 result.batch = None
@@ -158,10 +169,26 @@ def batch_launch_many(
     count: int = 1,
     host: str = "",
     requested_by: Any = None,
+    second_vm: bool = False,
+    launch_key: str | None = None,
 ) -> BulkResult:
-    """Queue ``count`` VMs from ``template`` for each soldier, optionally on one compute host."""
+    """Queue ``count`` VMs from ``template`` for each soldier, optionally on one compute host.
+
+    A soldier who has a live VM from ``template`` is refused (so is a ``count`` above 1) unless
+    ``second_vm``. ``launch_key`` makes the launch once-only: submitted again (a double click, a
+    browser re-submit, two operators with one form), it starts nothing and returns the batch
+    the first submit started, with ``replayed`` set.
+    """
     if count < 1:
         raise OperationRefused(gettext_noop("Ask for at least one VM."))
+    if count > 1 and not second_vm:
+        raise OperationRefused(
+            gettext_noop('More than one VM per soldier needs the "second VM" box ticked.')
+        )
+    if launch_key:
+        first = Batch.objects.filter(launch_key=launch_key).first()
+        if first is not None:
+            return BulkResult(batch=first, replayed=True)
     rows = [(soldier, index) for soldier in soldiers for index in range(1, count + 1)]
 
     def start(row: tuple[Soldier, int], batch: Batch | None) -> Operation:
@@ -174,13 +201,26 @@ def batch_launch_many(
             name=f"{name}-{index}" if count > 1 else name,
             host=host,
             batch=batch,
+            second_vm=second_vm,
         )
         assert instance.pending_operation is not None
         return instance.pending_operation
 
-    return batch_apply(
-        kind=Operation.Kind.LAUNCH, targets=rows, start=start, requested_by=requested_by
-    )
+    try:
+        return batch_apply(
+            kind=Operation.Kind.LAUNCH,
+            targets=rows,
+            start=start,
+            requested_by=requested_by,
+            launch_key=launch_key or None,
+        )
+    except IntegrityError:
+        # The same form was submitted at the same time: its key's index made this one wait,
+        # and the first one's batch is the answer.
+        first = Batch.objects.filter(launch_key=launch_key).first() if launch_key else None
+        if first is None:
+            raise
+        return BulkResult(batch=first, replayed=True)
 
 
 def batch_cancel_pending(*, batch: Batch, requested_by: Any = None) -> int:

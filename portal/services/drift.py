@@ -31,9 +31,14 @@ from portal.services.instances import (
 )
 from portal.services.onboarding import domain_id, project_name
 
+# A server the portal did not create: outside every soldier project, or inside one (made with
+# the soldier's own credentials, say); either is adopted or deleted only when staff say so.
+SERVER_KINDS = (Drift.Kind.UNOWNED_SERVER, Drift.Kind.FOREIGN_SERVER)
+
 # The fixes each kind of drift offers (besides "ignore"), in the order the page shows them.
 FIXES: dict[str, tuple[str, ...]] = {
     Drift.Kind.UNOWNED_SERVER: ("adopt", "delete_server"),
+    Drift.Kind.FOREIGN_SERVER: ("adopt", "delete_server"),
     Drift.Kind.ORPHAN_FLOATING_IP: ("release_ip",),
     Drift.Kind.DELETED_OUTSIDE: ("mark_terminated",),
     Drift.Kind.USER_WITHOUT_SOLDIER: ("link_user", "disable_user"),
@@ -137,12 +142,12 @@ def _start(
     drift: Drift,
     *,
     kind: Operation.Kind,
-    allowed: Drift.Kind,
+    allowed: Drift.Kind | tuple[Drift.Kind, ...],
     requested_by: Any,
     soldier: Soldier | None = None,
     params: dict[str, Any] | None = None,
 ) -> Operation:
-    if drift.kind != allowed:
+    if drift.kind not in (allowed if isinstance(allowed, tuple) else (allowed,)):
         raise OperationRefused(
             gettext_noop("This fix does not apply to drift of kind %(kind)s."),
             kind=drift.get_kind_display(),
@@ -176,7 +181,7 @@ def drift_adopt_server(*, drift: Drift, soldier: Soldier, requested_by: Any = No
     return _start(
         drift,
         kind=Operation.Kind.DRIFT_ADOPT,
-        allowed=Drift.Kind.UNOWNED_SERVER,
+        allowed=SERVER_KINDS,
         requested_by=requested_by,
         soldier=soldier,
     )
@@ -219,7 +224,7 @@ def drift_delete_server(*, drift: Drift, requested_by: Any = None) -> Operation:
     return _start(
         drift,
         kind=Operation.Kind.DRIFT_DELETE_SERVER,
-        allowed=Drift.Kind.UNOWNED_SERVER,
+        allowed=SERVER_KINDS,
         requested_by=requested_by,
     )
 

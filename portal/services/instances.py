@@ -16,7 +16,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
@@ -73,10 +74,13 @@ def instance_launch(
     name: str | None = None,
     host: str = "",
     batch: Batch | None = None,
+    second_vm: bool = False,
 ) -> Instance:
     """Queue a VM from ``template`` in the soldier's project, with a floating IP.
 
-    ``host`` forces a compute host ("zone:host"); the cloud allows that to admins only.
+    ``host`` forces a compute host ("zone:host"); the cloud allows that to admins only. A
+    soldier gets one live VM per template unless ``second_vm`` says staff asked for another;
+    the database holds that line against two requests at once.
     """
     if soldier.state == Soldier.State.DISABLED:
         raise OperationRefused(gettext_noop("A disabled (discharged) soldier cannot get a VM."))
@@ -95,25 +99,15 @@ def instance_launch(
         project, _ = Project.objects.get_or_create(
             soldier=soldier, defaults={"name": project_name(soldier)}
         )
-        instance = Instance.objects.create(
-            project=project,
-            owner=soldier,
-            name=vm_name,
-            template=template,
-            image_id=template.image_id,
-            image_name=template.image_name,
-            flavor_id=template.flavor_id,
-            flavor_name=template.flavor_name,
-            requested_host=host,
-            availability_zone=template.availability_zone,
-            # The soldier's SSH key (the portal user's copy: Nova looks key_name up among the
-            # key pairs of the user whose token creates the server), whoever asked.
-            key_name=SshKey.objects.filter(soldier=soldier)
-            .values_list("launch_key_name", flat=True)
-            .first()
-            or "",
-            pending_action=Instance.Action.LAUNCH,
-        )
+        if not second_vm:
+            _refuse_a_second_vm(soldier, template)
+        try:
+            with transaction.atomic():
+                instance = _create_instance(soldier, template, project, vm_name, host, second_vm)
+        except IntegrityError as exc:
+            # Another request made the soldier's VM between the check and this insert.
+            _refuse_a_second_vm(soldier, template)
+            raise exc
         op = create_operation(
             kind=Operation.Kind.LAUNCH,
             lock_key=f"instance:{instance.pk}",
@@ -127,6 +121,59 @@ def instance_launch(
         instance.pending_operation = op
         enqueue(op)
     return instance
+
+
+def live_instances_from(soldier: Soldier, template: VmTemplate) -> QuerySet[Instance]:
+    """The soldier's VMs from ``template`` that are not deleted (or gone)."""
+    return (
+        Instance.objects.filter(owner=soldier, template=template)
+        .exclude(status=ServerStatus.DELETED)
+        .exclude(deleted_outside_portal=True)
+    )
+
+
+def _refuse_a_second_vm(soldier: Soldier, template: VmTemplate) -> None:
+    live = live_instances_from(soldier, template).order_by("created_at").first()
+    if live is not None:
+        raise OperationRefused(
+            gettext_noop(
+                "%(soldier)s already has a VM from the template %(template)s (%(name)s); "
+                'tick "second VM" to launch another.'
+            ),
+            soldier=str(soldier),
+            template=template.name,
+            name=live.name,
+        )
+
+
+def _create_instance(
+    soldier: Soldier,
+    template: VmTemplate,
+    project: Project,
+    vm_name: str,
+    host: str,
+    second_vm: bool,
+) -> Instance:
+    return Instance.objects.create(
+        project=project,
+        owner=soldier,
+        name=vm_name,
+        template=template,
+        image_id=template.image_id,
+        image_name=template.image_name,
+        flavor_id=template.flavor_id,
+        flavor_name=template.flavor_name,
+        requested_host=host,
+        availability_zone=template.availability_zone,
+        # The soldier's SSH key (the portal user's copy: Nova looks key_name up among the
+        # key pairs of the user whose token creates the server), whoever asked.
+        key_name=SshKey.objects.filter(soldier=soldier)
+        .values_list("launch_key_name", flat=True)
+        .first()
+        or "",
+        pending_action=Instance.Action.LAUNCH,
+        second_vm=second_vm,
+    )
 
 
 def _instance(op: Operation) -> Instance:

@@ -156,12 +156,15 @@ def soldier_password_change(
             finish(op, Operation.State.SUCCEEDED, changed)
             end_portal_sessions(soldier)
         else:
-            finish(op, Operation.State.FAILED, gettext_noop("The current password is not correct."))
+            # The soldier mistyped: nothing failed for staff to look at or to retry.
+            finish(
+                op, Operation.State.REFUSED, gettext_noop("The current password is not correct.")
+            )
     except errors.BadRequest as exc:
         record_request_id(op, exc.request_id)
         finish(
             op,
-            Operation.State.FAILED,
+            Operation.State.REFUSED,  # Keystone's own rules refused what the soldier typed
             gettext_noop("The cloud did not accept the new password: %(detail)s"),
             detail=exc.message,
         )

@@ -20,6 +20,7 @@ from portal import cloud
 from portal.models import Soldier, VmTemplate
 from portal.openstack import ComputeQuota, ComputeService, Flavor, OpenStackClient, errors
 from portal.operations.errors import OperationRefused, StepFailed
+from portal.services.instances import live_instances_from
 from portal.services.onboarding import external_network_id
 
 # The compute resources of one VM, by Placement resource class.
@@ -64,6 +65,7 @@ class Preflight:
     template: VmTemplate
     count: int
     host: str
+    second_vm: bool = False
     rows: list[PreflightRow] = field(default_factory=list)
     flavor: Flavor | None = None
     free_floating_ips: int | None = None
@@ -167,10 +169,18 @@ def compute_hosts() -> list[ComputeService]:
 
 
 def launch_preflight(
-    *, soldiers: list[Soldier], template: VmTemplate, count: int = 1, host: str = ""
+    *,
+    soldiers: list[Soldier],
+    template: VmTemplate,
+    count: int = 1,
+    host: str = "",
+    second_vm: bool = False,
 ) -> Preflight:
-    """Check quotas, free floating IPs and compute room for ``count`` VMs per soldier."""
-    result = Preflight(template=template, count=count, host=host)
+    """Check quotas, free floating IPs and compute room for ``count`` VMs per soldier.
+
+    A soldier with a live VM from ``template`` does not fit unless ``second_vm``.
+    """
+    result = Preflight(template=template, count=count, host=host, second_vm=second_vm)
     result.rows = [PreflightRow(soldier=s, count=count) for s in soldiers]
     if not template.is_active:
         result.problems.append(
@@ -185,6 +195,16 @@ def launch_preflight(
         for row in result.rows:
             if row.soldier.state == Soldier.State.DISABLED:
                 row.reasons.append(gettext("the soldier is disabled"))
+                continue
+            live = None if second_vm else live_instances_from(row.soldier, template).first()
+            if live is not None:
+                row.reasons.append(
+                    gettext(
+                        'already has a VM from this template (%(name)s); tick "second VM" to '
+                        "launch another"
+                    )
+                    % {"name": live.name}
+                )
                 continue
             row.quota = _quota(client, row.soldier)
             row.reasons += _quota_reasons(row.quota, flavor, count)

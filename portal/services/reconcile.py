@@ -97,7 +97,9 @@ def step_reconcile(op: Operation, client: OpenStackClient) -> None:
             updated.append(instance)
         elif instance.status != ServerStatus.DELETED and complete:
             suspects.append(instance)
-    Instance.objects.bulk_update(updated, [*MIRROR_FIELDS], batch_size=500)
+    for instance in revived:
+        _yield_the_slot(instance)
+    Instance.objects.bulk_update(updated, [*MIRROR_FIELDS, "second_vm"], batch_size=500)
     gone = _confirm_gone(op, client, suspects, now)
     stats["updated"] = len(updated)
     stats["revived"] = len(revived)
@@ -112,7 +114,9 @@ def step_reconcile(op: Operation, client: OpenStackClient) -> None:
             "request_tag", flat=True
         )
     }
-    adopted: list[Instance] = []
+    # A server the portal did not make is never adopted on its own: one in a soldier's project
+    # (his own CLI, say) would silently become a second VM. Staff adopt or delete it from drift.
+    foreign: list[Server] = []
     unowned: list[Server] = []
     for server in servers.values():
         if server.id in known_ids or server.status in GONE_STATUSES:
@@ -121,20 +125,7 @@ def step_reconcile(op: Operation, client: OpenStackClient) -> None:
             unrecorded
         ):
             continue
-        project = projects.get(server.project_id)
-        if project is None:
-            unowned.append(server)
-            continue
-        instance = Instance(
-            server_id=server.id,
-            project=project,
-            owner_id=project.soldier_id,
-            name=server.name,
-        )
-        mirror_server(instance, server, now, floating_ip=floating_of.get(server.id, ""))
-        adopted.append(instance)
-    Instance.objects.bulk_create(adopted, batch_size=500)
-    stats["adopted"] = len(adopted)
+        (foreign if server.project_id in projects else unowned).append(server)
 
     stats.update(_reconcile_floating_ips(fips, server_of_fip, now, fips_before))
     drift_record(
@@ -154,13 +145,37 @@ def step_reconcile(op: Operation, client: OpenStackClient) -> None:
             resource_id__in=[i.server_id for i in revived],
             resolved_at__isnull=True,
         ).update(resolved_at=now)
+    drift_record(
+        kind=Drift.Kind.FOREIGN_SERVER,
+        found={s.id: (s.project_id, s.name) for s in foreign},
+        now=now,
+    )
     stats["unowned_servers"] = len(unowned)
+    stats["foreign_servers"] = len(foreign)
 
     # Staff console (issue 10): Keystone users that belong to no soldier, two listings a pass.
     stats["users_without_soldier"] = record_user_drift(client=client, now=now)
 
     op.progress["stats"] = stats
     save_fields(op, "progress")
+
+
+def _yield_the_slot(instance: Instance) -> None:
+    """A VM judged gone that came back: if the soldier got another from its template since,
+    it counts as a second VM (one live VM per soldier and template is a database constraint)."""
+    if instance.template_id is None or instance.second_vm:
+        return
+    instance.second_vm = (
+        Instance.objects.filter(
+            owner_id=instance.owner_id,
+            template_id=instance.template_id,
+            second_vm=False,
+            deleted_outside_portal=False,
+        )
+        .exclude(status=ServerStatus.DELETED)
+        .exclude(pk=instance.pk)
+        .exists()
+    )
 
 
 def _confirm_gone(

@@ -21,7 +21,12 @@ from portal.models import Instance, Operation, PowerState, Soldier, VmTemplate
 from portal.openstack import errors
 from portal.openstack.types import ServerStatus
 from portal.operations.errors import OperationRefused
-from portal.services.instances import instance_delete, instance_launch, instance_power
+from portal.services.instances import (
+    instance_delete,
+    instance_launch,
+    instance_power,
+    live_instances_from,
+)
 from portal.services.onboarding import domain_id
 from portal.validation import reserved_usernames
 
@@ -156,7 +161,11 @@ def soldier_vm_request(
                 limit=limit,
             )
         # (instance_launch gives it the soldier's SSH key, as it does for staff launches.)
-        return instance_launch(soldier=soldier, template=template, requested_by=requested_by)
+        # Within his limit a soldier may hold two VMs of one template (a limit above 1 says so).
+        second = live_instances_from(soldier, template).exists()
+        return instance_launch(
+            soldier=soldier, template=template, requested_by=requested_by, second_vm=second
+        )
 
 
 def soldier_vm_delete(

@@ -70,7 +70,7 @@ def test_power_actions_on_one_vm_run_one_operation_each_without_a_batch(
         ("reboot_soft", "ACTIVE"),
         ("reboot_hard", "ACTIVE"),
     ):
-        response = act(operator, "instance", action, [vm.pk])
+        response = confirm(operator, "instance", action, [vm.pk])
         assert response.status_code == 302
         assert response["Location"] == reverse("admin:portal_instance_changelist")
         tasks()
@@ -87,7 +87,9 @@ def test_an_action_from_the_detail_page_comes_back_to_it(
     vm = running_vm(cast.soldier, cast.template, tasks)
     url = reverse("admin:portal_instance_change", args=[vm.pk])
     response = operator.post(
-        url, {"CHANGE_FORM-action": "stop_vm", "_selected_action": [str(vm.pk)]}, follow=True
+        url,
+        {"CHANGE_FORM-action": "stop_vm", "_selected_action": [str(vm.pk)], "post": "yes"},
+        follow=True,
     )
     assert response.redirect_chain[-1][0] == url
     assert any("Started" in m for m in messages_of(response))
@@ -103,7 +105,7 @@ def test_a_power_action_the_state_forbids_is_refused_with_a_reason_and_no_operat
 ) -> None:
     vm = running_vm(cast.soldier, cast.template, tasks)
     before = Operation.objects.count()
-    response = act(operator, "instance", "start_vm", [vm.pk], follow=True)
+    response = confirm(operator, "instance", "start_vm", [vm.pk], follow=True)
     assert any("not possible while the VM is ACTIVE" in m for m in messages_of(response))
     assert Operation.objects.count() == before
 
@@ -113,9 +115,9 @@ def test_several_vms_share_a_batch_and_a_refused_row_is_said_and_skipped(
 ) -> None:
     first = running_vm(cast.soldier, cast.template, tasks)
     second = running_vm(make_soldier(), cast.template, tasks)
-    act(operator, "instance", "stop_vm", [second.pk])
+    confirm(operator, "instance", "stop_vm", [second.pk])
     tasks()
-    response = act(operator, "instance", "stop_vm", [first.pk, second.pk], follow=True)
+    response = confirm(operator, "instance", "stop_vm", [first.pk, second.pk], follow=True)
     batch = Batch.objects.get()
     assert batch.total == 1
     assert any("not possible while the VM is SHUTOFF" in m for m in messages_of(response))
@@ -312,7 +314,7 @@ def test_a_cloud_5xx_on_a_power_action_fails_it_with_the_clouds_words_on_the_bat
     first = running_vm(cast.soldier, cast.template, tasks)
     second = running_vm(make_soldier(), cast.template, tasks)
     portal_cloud.faults.add(method="POST", path="/action$", status=503)
-    act(operator, "instance", "stop_vm", [first.pk, second.pk])
+    confirm(operator, "instance", "stop_vm", [first.pk, second.pk])
     tasks()
     batch = Batch.objects.get()
     assert (batch.failed, batch.succeeded) == (2, 0)
@@ -334,7 +336,7 @@ def test_a_409_task_state_conflict_fails_with_its_reason_and_request_id(
         count=1,
         message="Cannot 'stop' instance while it is in task_state powering-off",
     )
-    act(operator, "instance", "stop_vm", [vm.pk])
+    confirm(operator, "instance", "stop_vm", [vm.pk])
     tasks()
     op = Operation.objects.get(kind=Operation.Kind.POWER, instance=vm)
     assert op.state == Operation.State.FAILED

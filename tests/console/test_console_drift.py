@@ -13,7 +13,7 @@ from portal import services
 from portal.models import Drift, FloatingIP, Instance, Operation
 from portal.openstack import NotFound, OpenStackClient, ServerStatus
 from portal.services.onboarding import external_network_id
-from tests.console.support import changelist, messages_of, running_vm
+from tests.console.support import changelist, messages_of, onboarded, running_vm
 from tests.integration.conftest import Cast, make_soldier, unique
 
 pytestmark = [
@@ -112,6 +112,35 @@ def test_an_unknown_server_is_adopted_for_a_chosen_soldier(
     assert drift.resolved_at is not None
     reconcile()
     assert not Drift.objects.filter(resource_id=server_id, resolved_at__isnull=True).exists()
+    admin.delete_server(server_id)
+
+
+def test_a_server_made_in_a_soldiers_project_is_drift_with_its_fixes_not_a_silent_vm(
+    operator: Client, cast: Cast, tasks: Any, admin: OpenStackClient
+) -> None:
+    # Issue 18 point 6: the soldier's own CLI made it; the portal must not call it his VM.
+    soldier = onboarded(tasks)
+    project = soldier.project
+    server_id = admin.for_project(project.keystone_id).create_server(
+        name="my-second-vm",
+        image_id=cast.template.image_id,
+        flavor_id=cast.template.flavor_id,
+        network_ids=[project.network_id],
+    )
+    admin.wait_for_server(server_id, status=ServerStatus.ACTIVE, timeout=30, interval=0.1)
+    reconcile()
+    assert not Instance.objects.filter(server_id=server_id).exists()
+    drift = Drift.objects.get(kind=Drift.Kind.FOREIGN_SERVER, resource_id=server_id)
+    page = drift_page(operator, f"?q={server_id}")
+    assert "Server in a soldier project, not made by the portal" in page
+    assert f"{fix_url(drift, 'adopt')}?soldier={soldier.pk}" in page  # his, proposed
+    assert f'href="{fix_url(drift, "delete_server")}"' in page
+
+    operator.post(fix_url(drift, "adopt"), {"soldier": soldier.pk})
+    tasks()
+    assert Instance.objects.get(server_id=server_id).owner == soldier
+    drift.refresh_from_db()
+    assert drift.resolved_at is not None
     admin.delete_server(server_id)
 
 

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from portal.openstack import OpenStackClient
-from tests.console.support import act, changelist, messages_of, onboarded
+from tests.console.support import changelist, confirm, messages_of, onboarded
 from tests.integration.conftest import Cast, make_soldier
 
 pytestmark = [
@@ -47,7 +47,7 @@ def test_a_reset_password_is_shown_once_and_stored_nowhere(
 ) -> None:
     soldier = onboarded(tasks)
     caplog.set_level(logging.DEBUG)
-    response = act(operator, "soldier", "reset_password", [soldier.pk])
+    response = confirm(operator, "soldier", "reset_password", [soldier.pk])
     html = response.content.decode()
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -73,6 +73,6 @@ def test_a_soldier_without_a_cloud_account_gets_no_password_and_a_reason(
     operator: Client, cast: Cast
 ) -> None:
     pending = make_soldier()
-    page = act(operator, "soldier", "reset_password", [pending.pk]).content.decode()
+    page = confirm(operator, "soldier", "reset_password", [pending.pk]).content.decode()
     assert "cs-secret" not in page
     assert "has no cloud account yet" in page

@@ -4,6 +4,7 @@ will not fit before anything is created, and staff launch the rows that fit."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -86,6 +87,7 @@ def test_preflight_lists_rows_that_will_not_fit_and_launches_only_the_others(
             template=cast.template.pk,
             count=2,
             host=host,
+            second_vm="on",
         )
     html = page.content.decode()
     assert page.status_code == 200
@@ -108,6 +110,8 @@ def test_preflight_lists_rows_that_will_not_fit_and_launches_only_the_others(
         template=cast.template.pk,
         count=2,
         host=host,
+        second_vm="on",
+        launch_key=re.search(r'name="launch_key" value="([0-9a-f]{32})"', html)[1],  # type: ignore[index]
     )
     batch = Batch.objects.get()
     assert response["Location"].endswith(f"/batch/{batch.pk}/change/")
@@ -133,6 +137,7 @@ def test_a_launch_the_quota_refuses_fails_with_the_clouds_quota_message(
         template=cast.template.pk,
         count=1,
         host="",
+        launch_key=uuid.uuid4().hex,
     )
     tasks()
     instance = Instance.objects.get(owner=soldier)
@@ -153,6 +158,7 @@ def test_a_launch_for_a_disabled_soldier_is_refused_before_anything_is_created(
         template=cast.template.pk,
         count=1,
         host="",
+        launch_key=uuid.uuid4().hex,
         follow=True,
     )
     assert any("disabled (discharged) soldier cannot get a VM" in m for m in messages_of(response))

@@ -23,7 +23,9 @@ def test_the_scheduler_discharges_a_soldier_whose_date_has_passed(
     soldier = cast.soldier
     first = services.instance_launch(soldier=soldier, template=cast.template)
     tasks()
-    second = services.instance_launch(soldier=soldier, template=cast.template, name="second")
+    second = services.instance_launch(
+        soldier=soldier, template=cast.template, name="second", second_vm=True
+    )
     tasks()
     soldier.refresh_from_db()
     soldier.discharge_on = seoul_today() - timedelta(days=1)

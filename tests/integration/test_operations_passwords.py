@@ -64,7 +64,7 @@ def test_a_wrong_original_password_fails_in_plain_words(onboarded: Cast) -> None
     op = services.soldier_password_change(
         soldier=onboarded.soldier, original_password="wrong-one", new_password="new-Pass-789"
     )
-    assert op.state == Operation.State.FAILED
+    assert op.state == Operation.State.REFUSED  # the soldier mistyped: no failure (issue 18)
     assert op.message_text == "The current password is not correct."
     assert op.request_ids
 

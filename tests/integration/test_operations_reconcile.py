@@ -135,7 +135,14 @@ class TestCallCount:
                     assert listed == n
                 else:  # a real cloud shared by the session holds other tests' servers too
                     assert listed >= n
-                assert Instance.objects.filter(owner=soldier).count() == n
+                # Made outside the portal: each one is reported (issue 18), none adopted.
+                assert Instance.objects.filter(owner=soldier).count() == 0
+                foreign = Drift.objects.filter(
+                    kind=Drift.Kind.FOREIGN_SERVER,
+                    project_keystone_id=project_id,
+                    resolved_at__isnull=True,
+                )
+                assert foreign.count() == n
         finally:
             if portal_cloud.running_devcloud is None:
                 for server_id in made:
@@ -215,7 +222,7 @@ def test_a_floating_ip_the_portal_did_not_create_outlives_its_server_deleted_by_
     assert len(admin.list_floating_ips(project_id=instance.project.keystone_id)) == 1
 
 
-def test_servers_made_by_hand_in_a_soldier_project_are_adopted_others_are_drift(
+def test_servers_made_by_hand_are_drift_never_adopted_silently(
     cast: Cast, admin: OpenStackClient, tasks: Any
 ) -> None:
     soldier = onboarded(tasks)
@@ -236,12 +243,16 @@ def test_servers_made_by_hand_in_a_soldier_project_are_adopted_others_are_drift(
 
     op = reconcile()
 
-    adopted = Instance.objects.get(server_id=by_hand)
-    assert adopted.owner == soldier
-    assert adopted.project == project
+    # Issue 18 point 6: one the soldier made himself is reported, with its fixes, not adopted.
+    assert not Instance.objects.filter(server_id=by_hand).exists()
+    foreign = Drift.objects.get(kind=Drift.Kind.FOREIGN_SERVER, resource_id=by_hand)
+    assert foreign.project_keystone_id == project.keystone_id
+    assert foreign.detail == "by-hand"
+    assert services.FIXES[Drift.Kind.FOREIGN_SERVER] == ("adopt", "delete_server")
     assert not Instance.objects.filter(server_id=stray).exists()
     assert Drift.objects.filter(kind=Drift.Kind.UNOWNED_SERVER, resource_id=stray).exists()
-    assert op.progress["stats"]["adopted"] >= 1
+    assert op.progress["stats"]["foreign_servers"] >= 1
+    assert soldier.instances.count() == 0
 
     admin.delete_server(stray)
     admin.wait_for_server(stray, gone=True, timeout=30, interval=0.1)

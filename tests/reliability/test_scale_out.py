@@ -27,6 +27,7 @@ import itertools
 import json
 import re
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,6 +200,7 @@ def run_batches(
             template=str(row.template.pk),
             count="1",
             host="",
+            launch_key=uuid.uuid4().hex,  # as the preflight page carries
         )
         hooks: list[Callable[[Batch], None]] = [poll]
         if kill_one:
