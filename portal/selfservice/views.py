@@ -300,7 +300,7 @@ def password(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(
         request.POST if request.method == "POST" else None,
         username=soldier.keystone_user_name,
-        cloud_rule=cloud_password_rule(),
+        cloud_rule=cloud_password_rule(ask_cloud=request.method == "POST"),
     )
     credentials = {"username": soldier.keystone_user_name}
     if request.method == "POST":

@@ -43,16 +43,19 @@ RULE_CACHE_SECONDS = 300
 RULE_CACHE_KEY = "codesquare:keystone-password-rule:{domain}"
 
 
-def cloud_password_rule() -> PasswordRule:
+def cloud_password_rule(*, ask_cloud: bool = True) -> PasswordRule:
     """Keystone's own password rule, for the forms to show before anyone submits.
 
-    Read through the cache (the rule is keystone.conf's and changes with a redeploy); a cloud that
-    cannot say gives no rule here, and Keystone still refuses a password it does not take.
+    Read through the cache (the rule is keystone.conf's and changes with a redeploy). A page view
+    passes ``ask_cloud=False`` (pages make no cloud call: it shows the rule once a submit has read
+    it); a cloud that cannot say gives no rule, and Keystone still refuses what it does not take.
     """
     key = RULE_CACHE_KEY.format(domain=domain_id())
     cached = caches["default"].get(key)
     if isinstance(cached, tuple) and len(cached) == 2:
         return PasswordRule(*cached)
+    if not ask_cloud:
+        return PasswordRule(None, None)
     try:
         rule = cloud.get_client().password_rule(domain_id())
     except errors.OpenStackError as exc:

@@ -286,15 +286,20 @@ def test_services_refuse_a_weak_password_and_staff_resets_are_readable(
 def test_the_clouds_own_rule_is_on_the_form_and_checked_before_sending(
     password_rule: None, soldier_a: CloudSoldier
 ) -> None:
-    form = soldier_a.client.get("/password/").content.decode()
-    assert "The cloud&#x27;s own rule: 12+ chars, a digit, a capital" in form
+    with recorded_calls() as calls:
+        form = soldier_a.client.get("/password/").content.decode()
+    assert calls.exchanges == []  # a page view asks the cloud nothing
+    assert "The cloud&#x27;s own rule" not in form  # not read yet: Keystone would still refuse
     with recorded_calls() as calls:
         response = change(soldier_a.client, soldier_a.password, "rain-over-seoul-tonight")
-    assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in (
-        response.content.decode()
-    )
+    text = response.content.decode()
+    assert "The cloud&#x27;s password rules were not met: 12+ chars, a digit, a capital" in text
+    assert "The cloud&#x27;s own rule: 12+ chars, a digit, a capital" in text  # read at the POST
     assert calls.matching("POST", r"/v3/users/[^/]+/password$") == []
     assert can_log_in(soldier_a.username, soldier_a.password)
+    # From then on the rule is on the form before anything is sent.
+    form = soldier_a.client.get("/password/").content.decode()
+    assert "The cloud&#x27;s own rule: 12+ chars, a digit, a capital" in form
 
 
 def test_a_rule_the_portal_has_not_read_yet_is_still_refused_by_keystone_in_words(
