@@ -120,7 +120,9 @@ def test_a_launch_for_a_soldier_being_disabled_is_refused(cast: Cast, tasks: Any
 
 def test_a_launch_queued_before_a_disable_does_not_create_its_vm(cast: Cast, tasks: Any) -> None:
     running_vm(cast, tasks)
-    late = services.instance_launch(soldier=cast.soldier, template=cast.template, name="late")
+    late = services.instance_launch(
+        soldier=cast.soldier, template=cast.template, name="late", second_vm=True
+    )
     disable = services.soldier_disable(soldier=cast.soldier, requested_by=cast.staff)
     tasks()
     launch = finished(late.operations.get(kind=Operation.Kind.LAUNCH))
@@ -184,6 +186,7 @@ def test_a_vm_that_appears_during_a_teardown_is_deleted_not_waited_for(
             template=cast.template,
             server_id=server_id,
             status="ACTIVE",
+            second_vm=True,  # the soldier's first VM from this template is still live
         )
 
     when_step_reached(wait_step, a_vm_appears)

@@ -21,7 +21,7 @@ from django.urls import path
 
 from codesquare import urls as project_urls
 from tests.conftest import run_manage
-from tests.integration.conftest import PortalCloud
+from tests.integration.conftest import PortalCloud, make_soldier
 from tests.security.test_every_url import ROUTES, Session, build_world, client_for
 from tests.test_healthz import gunicorn
 
@@ -147,8 +147,15 @@ def test_the_503_login_page_carries_the_protections(
     client = Client(enforce_csrf_checks=True)
     client.get("/login/")
     token = client.cookies["csrftoken"].value
+    # A soldier's name: any other name is refused before Keystone is asked.
+    soldier = make_soldier()
     response = client.post(
-        "/login/", {"username": "someone", "password": "pw", "csrfmiddlewaretoken": token}
+        "/login/",
+        {
+            "username": soldier.keystone_user_name,
+            "password": "pw",
+            "csrfmiddlewaretoken": token,
+        },
     )
 
     assert response.status_code == 503
