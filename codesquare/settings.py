@@ -232,7 +232,10 @@ OPENSTACK_TIMEOUT = env.float("OPENSTACK_TIMEOUT", default=30.0)
 # process wait at once; past that a login answers "try again shortly" at once, so a slow Keystone
 # cannot tie up every web thread (the console and /healthz stay up).
 LOGIN_KEYSTONE_TIMEOUT = env.float("LOGIN_KEYSTONE_TIMEOUT", default=5.0)
-LOGIN_KEYSTONE_CONCURRENCY = env.int("LOGIN_KEYSTONE_CONCURRENCY", default=2)
+# One less than gunicorn's threads per worker (4): a thread stays free for everything else.
+LOGIN_KEYSTONE_CONCURRENCY = env.int("LOGIN_KEYSTONE_CONCURRENCY", default=3)
+# How long a login waits for a free slot before it is told to try again shortly.
+LOGIN_KEYSTONE_QUEUE_SECONDS = env.float("LOGIN_KEYSTONE_QUEUE_SECONDS", default=0.5)
 OPENSTACK_EXTERNAL_NETWORK = env.str("OPENSTACK_EXTERNAL_NETWORK", default="public")
 # "project": each soldier project gets its own network, subnet and router (portal-owned);
 # "shared": every VM uses OPENSTACK_SHARED_NETWORK.

@@ -75,9 +75,12 @@ def soldier_authenticate(*, username: str, password: str) -> Soldier | None:
     if not _may_be_a_soldier(username):
         return None
     slot = _login_slot()
-    if not slot.acquire(blocking=False):
+    # A healthy Keystone frees a slot within tens of milliseconds, so a morning's burst of
+    # logins waits that long for one; a hanging Keystone holds every slot, and the login is
+    # told "try again shortly" after this short wait instead of tying up a web thread.
+    if not slot.acquire(timeout=settings.LOGIN_KEYSTONE_QUEUE_SECONDS):
         logger.warning(
-            "cloud login refused at once: %s logins already wait for Keystone",
+            "cloud login refused: %s logins already wait for Keystone",
             settings.LOGIN_KEYSTONE_CONCURRENCY,
         )
         raise CloudLoginBusy("busy")
