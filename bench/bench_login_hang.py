@@ -201,7 +201,8 @@ def main() -> None:
         f"{LOGINS} logins against a Keystone that never answers; gunicorn as configured "
         f"(codesquare/gunicorn.conf.py); OPENSTACK_TIMEOUT {timeout} s; "
         f"portal: LOGIN_KEYSTONE_TIMEOUT {settings.LOGIN_KEYSTONE_TIMEOUT} s, "
-        f"LOGIN_KEYSTONE_CONCURRENCY {settings.LOGIN_KEYSTONE_CONCURRENCY} per process\n"
+        f"LOGIN_KEYSTONE_CONCURRENCY {settings.LOGIN_KEYSTONE_CONCURRENCY} per process, "
+        f"LOGIN_KEYSTONE_QUEUE_SECONDS {settings.LOGIN_KEYSTONE_QUEUE_SECONDS} s\n"
     )
     print("| figure | baseline (no login limits) | portal | baseline / portal |")
     print("|---|---:|---:|---:|")
