@@ -124,6 +124,13 @@ class MergedStatus:
 
 _UPDATES_ITSELF = _("Nothing to do: this page updates by itself.")
 _START_IT = _("Start it.")
+# Paused and suspended read alike: the cloud holds the VM until someone resumes it.
+_HELD_STAFF = Words(
+    _("The VM was paused or suspended in the cloud."), _("Resume it in the cloud, then sync.")
+)
+_HELD_SOLDIER = Words(
+    _("The VM was paused or suspended in the cloud."), _("Only staff can resume it; ask them.")
+)
 _SLOW_BUILD = _(
     "This is taking longer than usual. If it does not finish soon, staff can look at it."
 )
@@ -216,26 +223,14 @@ STATUSES: dict[StatusKey, StatusSpec] = {
     StatusKey.PAUSED: StatusSpec(
         pgettext_lazy("vm status", "Paused"),
         Tone.AMBER,
-        staff=Words(
-            _("The VM was paused or suspended in the cloud."),
-            _("Resume it in the cloud, then sync."),
-        ),
-        soldier=Words(
-            _("The VM was paused or suspended in the cloud."),
-            _("Only staff can resume it; ask them."),
-        ),
+        staff=_HELD_STAFF,
+        soldier=_HELD_SOLDIER,
     ),
     StatusKey.SUSPENDED: StatusSpec(
         pgettext_lazy("vm status", "Suspended"),
         Tone.AMBER,
-        staff=Words(
-            _("The VM was paused or suspended in the cloud."),
-            _("Resume it in the cloud, then sync."),
-        ),
-        soldier=Words(
-            _("The VM was paused or suspended in the cloud."),
-            _("Only staff can resume it; ask them."),
-        ),
+        staff=_HELD_STAFF,
+        soldier=_HELD_SOLDIER,
     ),
     StatusKey.ERROR: StatusSpec(
         pgettext_lazy("vm status", "Error"),

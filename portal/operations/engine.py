@@ -683,8 +683,13 @@ def create_operation(
     requested_by: Any = None,
     batch: Batch | None = None,
     params: dict[str, Any] | None = None,
+    running: bool = False,
 ) -> Operation:
-    """Insert an operation; the partial unique index refuses a second active one per key."""
+    """Insert an operation; the partial unique index refuses a second active one per key.
+
+    ``running`` records it as started here (a synchronous call, which no worker claims).
+    """
+    started = {"state": Operation.State.RUNNING, "attempts": 1, "started_at": timezone.now()}
     try:
         with transaction.atomic():
             return Operation.objects.create(
@@ -695,6 +700,7 @@ def create_operation(
                 requested_by=requested_by,
                 batch=batch,
                 params=params or {},
+                **(started if running else {}),
             )
     except IntegrityError as exc:
         raise OperationRefused(

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -22,6 +21,7 @@ from portal.openstack import errors
 from portal.openstack.types import PasswordRule
 from portal.operations.engine import (
     clean_cloud_text,
+    create_operation,
     fail_from_cloud_error,
     finish,
     record_request_id,
@@ -86,17 +86,10 @@ def _synchronous_operation(
         message_params={},
     )
     try:
-        with transaction.atomic():
-            return Operation.objects.create(
-                kind=kind,
-                soldier=soldier,
-                requested_by=requested_by,
-                state=Operation.State.RUNNING,
-                attempts=1,
-                started_at=now,
-                lock_key=lock,
-            )
-    except IntegrityError:
+        return create_operation(
+            kind=kind, lock_key=lock, soldier=soldier, requested_by=requested_by, running=True
+        )
+    except OperationRefused:
         raise OperationRefused(
             gettext_noop(
                 "The password of this soldier is being changed right now (by staff or by the "

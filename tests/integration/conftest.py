@@ -32,7 +32,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from portal import cloud, services
-from portal.models import Operation, Soldier, VmTemplate
+from portal.models import Instance, Operation, Soldier, VmTemplate
 from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
 from portal.operations import engine
@@ -211,6 +211,15 @@ def cast(portal_cloud: PortalCloud) -> Cast:
     staff = get_user_model().objects.create_user(username=unique("staff"), is_staff=True)
     template = services.vm_template_from_cloud(name=unique("tpl"))
     return Cast(staff=staff, soldier=make_soldier(), template=template)
+
+
+def active_vm(cast: Cast, tasks: Any) -> Instance:
+    """The cast soldier's VM from the cast template, launched by the worker and ACTIVE."""
+    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
+    tasks()
+    instance.refresh_from_db()
+    assert instance.status == "ACTIVE", instance.last_error
+    return instance
 
 
 def finished(op: Operation) -> Operation:

@@ -28,6 +28,7 @@ from tests.integration.conftest import (
     ONE_VM,
     Cast,
     PortalCloud,
+    active_vm,
     finished,
     inventory,
     make_soldier,
@@ -35,14 +36,6 @@ from tests.integration.conftest import (
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-def running_vm(cast: Cast, tasks: Any) -> Instance:
-    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
-    tasks()
-    instance.refresh_from_db()
-    assert instance.status == ServerStatus.ACTIVE, instance.last_error
-    return instance
 
 
 # --- synchronous operations and unknown kinds -------------------------------------------------
@@ -144,7 +137,7 @@ def test_a_discharge_stops_a_queued_launch_before_it_creates_and_refuses_new_one
 def test_a_retried_discharge_starts_again_at_the_vm_deletes_and_finishes(
     cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: PortalCloud
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     # The VM's delete is refused once by policy (not retried): the discharge fails on it.
     portal_cloud.faults.add(
         method="DELETE", path=rf"/servers/{instance.server_id}$", status=403, count=1
@@ -203,7 +196,7 @@ class Interrupted(Exception):
 def test_a_stop_whose_sent_mark_was_lost_is_resumed_without_sending_it_again(
     cast: Cast, tasks: Any
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     op = services.instance_power(instance=instance, action=Instance.Action.STOP)
 
     def crash_after_the_stop(exchange: Exchange) -> None:
@@ -259,7 +252,7 @@ def test_a_delete_on_a_cloud_with_deferred_delete_ends_at_soft_deleted(
     cast: Cast, tasks: Any, portal_cloud: PortalCloud, settings: Any
 ) -> None:
     settings.OPERATION_DELETE_TIMEOUT_SECONDS = 10
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     portal_cloud.faults.settings(reclaim_instance_interval=600)
 
     op = services.instance_delete(instance=instance)

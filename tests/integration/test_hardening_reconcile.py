@@ -18,7 +18,7 @@ from portal.models import Drift, FloatingIP, Instance, Operation, ServerStatus
 from portal.openstack import OpenStackClient
 from portal.openstack.transport import Exchange, observe_exchanges
 from portal.services.instances import remember_floating_ip
-from tests.integration.conftest import Cast, PortalCloud, unique
+from tests.integration.conftest import Cast, PortalCloud, active_vm, unique
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -33,18 +33,10 @@ def reconcile() -> Operation:
     return op
 
 
-def running_vm(cast: Cast, tasks: Any) -> Instance:
-    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
-    tasks()
-    instance.refresh_from_db()
-    assert instance.status == ServerStatus.ACTIVE, instance.last_error
-    return instance
-
-
 def test_a_launch_that_records_its_server_during_the_listing_is_not_declared_deleted(
     cast: Cast, tasks: Any, admin: OpenStackClient
 ) -> None:
-    first = running_vm(cast, tasks)  # the soldier is onboarded; its project has a network
+    first = active_vm(cast, tasks)  # the soldier is onboarded; its project has a network
     project = first.project
     other = cloud.build_client()  # a second process's client: the "launch" that finishes
     made: dict[str, Instance] = {}
@@ -86,7 +78,7 @@ def test_a_launch_that_records_its_server_during_the_listing_is_not_declared_del
 
 
 def test_a_mirror_marked_gone_comes_back_when_its_server_reappears(cast: Cast, tasks: Any) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     # As an earlier, mistaken pass left it (the bug this guards against).
     Instance.objects.filter(pk=instance.pk).update(
         status=ServerStatus.DELETED, deleted_outside_portal=True, power_state=None
@@ -128,7 +120,7 @@ def capped_microversion(
 def test_below_compute_2_69_a_missing_server_is_not_judged(
     cast: Cast, tasks: Any, admin: OpenStackClient, capped_microversion: None
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     admin.delete_server(instance.server_id or "")
     admin.wait_for_server(instance.server_id or "", gone=True, timeout=30, interval=0.1)
 
@@ -175,7 +167,7 @@ class TestBrokenListings:
         settings: Any,
         failure: str,
     ) -> None:
-        instance = running_vm(cast, tasks)
+        instance = active_vm(cast, tasks)
         portal_cloud.faults.bulk_servers(project_id=instance.project.keystone_id, count=5)
         admin.delete_server(instance.server_id or "")
         admin.wait_for_server(instance.server_id or "", gone=True, timeout=30, interval=0.1)
@@ -203,7 +195,7 @@ def test_a_floating_ip_recorded_during_the_listing_is_not_taken_for_released(
     cast: Cast, tasks: Any, admin: OpenStackClient
 ) -> None:
     """Found by the fault matrix: the VM's delete then left the address in the cloud."""
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     project_id = instance.project.keystone_id
     # As before its launch's floating-IP step: a port, no floating IP yet.
     record = FloatingIP.objects.get(instance=instance)

@@ -11,21 +11,13 @@ from portal import services
 from portal.models import FloatingIP, Instance, Operation, ProjectNetwork, Soldier
 from portal.openstack import OpenStackClient
 from portal.operations import engine
-from tests.integration.conftest import Cast, PortalCloud, finished, inventory
+from tests.integration.conftest import Cast, PortalCloud, active_vm, finished, inventory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.cloud,
     pytest.mark.usefixtures("devcloud"),
 ]
-
-
-def running_vm(cast: Cast, tasks: Any) -> Instance:
-    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
-    tasks()
-    instance.refresh_from_db()
-    assert instance.status == "ACTIVE", instance.last_error
-    return instance
 
 
 def soldier_browser(soldier: Soldier) -> Client:
@@ -54,7 +46,7 @@ def _static_files_without_a_manifest(settings: Any) -> None:
 def test_a_failed_vm_delete_never_leaves_the_account_open(
     cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: PortalCloud, teardown: str
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     soldier = Soldier.objects.get(pk=cast.soldier.pk)
     browser = soldier_browser(soldier)
     assert not logged_out(browser)
@@ -92,7 +84,7 @@ def test_a_failed_vm_delete_never_leaves_the_account_open(
 def test_the_account_is_disabled_before_any_vm_is_deleted(
     cast: Cast, tasks: Any, portal_cloud: PortalCloud, teardown: str
 ) -> None:
-    running_vm(cast, tasks)
+    active_vm(cast, tasks)
     portal_cloud.faults.clear_requests()
     start = services.soldier_disable if teardown == "disable" else services.soldier_discharge
     op = start(soldier=cast.soldier, requested_by=cast.staff)
@@ -112,14 +104,14 @@ def test_the_account_is_disabled_before_any_vm_is_deleted(
 
 
 def test_a_launch_for_a_soldier_being_disabled_is_refused(cast: Cast, tasks: Any) -> None:
-    running_vm(cast, tasks)
+    active_vm(cast, tasks)
     services.soldier_disable(soldier=cast.soldier, requested_by=cast.staff)
     with pytest.raises(services.OperationRefused, match="being disabled"):
         services.instance_launch(soldier=cast.soldier, template=cast.template)
 
 
 def test_a_launch_queued_before_a_disable_does_not_create_its_vm(cast: Cast, tasks: Any) -> None:
-    running_vm(cast, tasks)
+    active_vm(cast, tasks)
     late = services.instance_launch(
         soldier=cast.soldier, template=cast.template, name="late", second_vm=True
     )
@@ -166,7 +158,7 @@ def test_a_vm_that_appears_during_a_teardown_is_deleted_not_waited_for(
     timeout_setting: str,
 ) -> None:
     setattr(settings, timeout_setting, 5)  # the bound on one step's wait
-    first = running_vm(cast, tasks)
+    first = active_vm(cast, tasks)
     soldier = Soldier.objects.get(pk=cast.soldier.pk)
     network = ProjectNetwork.objects.get(project__soldier=soldier)
 
@@ -206,7 +198,7 @@ def test_a_teardown_resumed_past_its_first_step_still_shuts_the_account(
     cast: Cast, admin: OpenStackClient, tasks: Any, teardown: str
 ) -> None:
     # Under way when the steps were reordered: saved at the VM deletes, the account still open.
-    running_vm(cast, tasks)
+    active_vm(cast, tasks)
     soldier = Soldier.objects.get(pk=cast.soldier.pk)
     browser = soldier_browser(soldier)
     start = services.soldier_disable if teardown == "disable" else services.soldier_discharge

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from portal import services
-from portal.models import FloatingIP, Instance, Operation
+from portal.models import FloatingIP, Operation
 from portal.openstack import NotFound, OpenStackClient
 from portal.operations import registry
 from tests.conftest import wait_for_condition
@@ -13,6 +13,7 @@ from tests.integration.conftest import (
     ONBOARDED,
     Cast,
     PortalCloud,
+    active_vm,
     finished,
     inventory,
     recorded_calls,
@@ -27,18 +28,10 @@ pytestmark = [
 DELETE_STEPS = registry.kind_of(Operation.Kind.DELETE).step_names
 
 
-def running_vm(cast: Cast, tasks: Any) -> Instance:
-    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
-    tasks()
-    instance.refresh_from_db()
-    assert instance.status == "ACTIVE", instance.last_error
-    return instance
-
-
 def test_delete_deletes_the_server_then_releases_the_portal_floating_ip_and_marks_it(
     cast: Cast, admin: OpenStackClient, tasks: Any
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     fip = FloatingIP.objects.get(instance=instance)
 
     with recorded_calls() as calls:
@@ -112,7 +105,7 @@ def test_a_hand_made_floating_ip_survives_the_deletion_of_its_server(
 def test_delete_interrupted_before_each_step_still_leaves_nothing_behind(
     cast: Cast, admin: OpenStackClient, tasks: Any, interrupt_before: Any, stop_before: str
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     interrupt_before(stop_before)
     op = services.instance_delete(instance=instance)
     tasks()
@@ -143,7 +136,7 @@ def test_deleting_a_vm_whose_launch_failed_before_the_server_existed(
 
 
 def test_a_deleted_vm_cannot_be_deleted_again(cast: Cast, tasks: Any) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     services.instance_delete(instance=instance)
     tasks()
     instance.refresh_from_db()
@@ -155,7 +148,7 @@ def test_a_deleted_vm_cannot_be_deleted_again(cast: Cast, tasks: Any) -> None:
 def test_a_refused_server_delete_leaves_the_vm_reachable_at_its_floating_ip(
     cast: Cast, admin: OpenStackClient, tasks: Any, portal_cloud: PortalCloud
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     address = instance.floating_ip
     fip = FloatingIP.objects.get(instance=instance)
     portal_cloud.faults.add(

@@ -16,6 +16,7 @@ from tests.integration.conftest import (
     Cast,
     PortalCloud,
     Site,
+    active_vm,
     finished,
     launch_code,
     recorded_calls,
@@ -30,14 +31,6 @@ pytestmark = [
 ]
 
 
-def running_vm(cast: Cast, tasks: Any) -> Instance:
-    instance = services.instance_launch(soldier=cast.soldier, template=cast.template)
-    tasks()
-    instance.refresh_from_db()
-    assert instance.status == "ACTIVE", instance.last_error
-    return instance
-
-
 def power(instance: Instance, action: Instance.Action, tasks: Any) -> Operation:
     op = services.instance_power(instance=instance, action=action)
     tasks()
@@ -47,7 +40,7 @@ def power(instance: Instance, action: Instance.Action, tasks: Any) -> Operation:
 
 
 def test_stop_start_and_reboots_drive_the_server_and_its_mirror(cast: Cast, tasks: Any) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
 
     op = power(instance, Instance.Action.STOP, tasks)
     assert op.state == Operation.State.SUCCEEDED, op.message_text
@@ -67,7 +60,7 @@ def test_stop_start_and_reboots_drive_the_server_and_its_mirror(cast: Cast, task
 def test_an_action_the_state_forbids_is_refused_without_calling_the_cloud(
     cast: Cast, tasks: Any
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     with (
         recorded_calls() as calls,
         pytest.raises(services.OperationRefused, match="not possible while the VM is ACTIVE"),
@@ -82,7 +75,7 @@ def test_an_action_the_state_forbids_is_refused_without_calling_the_cloud(
 def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_request_id(
     devcloud: Any, cast: Cast, tasks: Any, portal_cloud: PortalCloud
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     portal_cloud.faults.add(
         method="POST", path="/action$", status=409, count=1, message="Cannot 'stop' instance"
     )
@@ -98,7 +91,7 @@ def test_a_conflict_from_the_cloud_fails_the_operation_with_its_message_and_requ
 def test_two_threads_acting_on_one_vm_one_is_refused_and_makes_no_cloud_call(
     cast: Cast, tasks: Any
 ) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
 
@@ -137,7 +130,7 @@ def test_two_threads_acting_on_one_vm_one_is_refused_and_makes_no_cloud_call(
 
 
 def test_an_action_while_another_is_pending_is_refused(cast: Cast, tasks: Any) -> None:
-    instance = running_vm(cast, tasks)
+    instance = active_vm(cast, tasks)
     services.instance_power(instance=instance, action=Instance.Action.STOP)
     with pytest.raises(services.OperationRefused, match="Stopping"):
         services.instance_delete(instance=instance)
