@@ -81,6 +81,7 @@ def test_a_soldier_gets_a_vm_and_looks_after_it(
         label=ko("Reset the cloud password (shown once)")
     )
     staff.get_by_role("button", name=ko("Run")).click()
+    journey.see("staff-reset-confirmation", staff)
     staff.get_by_role("button", name=ko("Yes, reset their passwords")).click()
     row = staff.get_by_role("row").filter(has_text=username)
     expect(row).to_contain_text(ko("set"))

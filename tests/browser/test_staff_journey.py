@@ -142,6 +142,7 @@ def test_an_operator_onboards_launches_stops_and_deletes_a_cohort(
     # A mass action says what it will do to which VMs first (issue 18 point 11).
     for number, _name in GOOD:
         expect(page.get_by_role("row").filter(has_text=number)).to_be_visible()
+    journey.see("stop-confirmation")
     page.get_by_role("button", name=ko("Yes, stop them")).click()
     page.wait_for_url(re.compile(r"/admin/portal/batch/\d+/"))
     wait_for_batch_to_finish(page)
