@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 TARGET = os.environ.get("CODESQUARE_TEST_CLOUD", "devcloud")
+# "K/N": this session runs the K-th of N shares of the selected cloud tests (tests/realcloud/ci.sh
+# runs the shares side by side against one real cloud, whose tests mostly wait on it).
+SHARD = os.environ.get("CODESQUARE_TEST_SHARD", "")
 
 
 @dataclass(frozen=True)
@@ -179,10 +182,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             dropped.append(item)
         else:
             kept.append(item)
+    if SHARD:
+        kept, elsewhere = shard_items(kept, SHARD)
+        counts["in another shard"] = len(elsewhere)
+        dropped += elsewhere
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
     config.stash[_DESELECTED] = counts
+
+
+def shard_items(items: list[Any], shard: str) -> tuple[list[Any], list[Any]]:
+    """``shard`` "K/N" (1 ≤ K ≤ N): the items of the K-th share, and the rest.
+
+    Tests are dealt in turn, not whole files: a file's tests cost alike (the slow ones launch
+    VMs) while files differ tenfold, so dealing files left one share twice as long as the other.
+    """
+    try:
+        k, n = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"CODESQUARE_TEST_SHARD={shard!r}: expected K/N") from None
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"CODESQUARE_TEST_SHARD={shard!r}: expected 1 <= K <= N")
+    mine = [item for i, item in enumerate(items) if i % n == k - 1]
+    rest = [item for i, item in enumerate(items) if i % n != k - 1]
+    return mine, rest
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
@@ -191,4 +215,5 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
         return []
     offered = ", ".join(sorted(SERVICES_BY_TARGET[TARGET]))
     parts = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
-    return [f"cloud target {TARGET} ({offered}): deselected {parts or 'nothing'}"]
+    share = f", share {SHARD}" if SHARD else ""
+    return [f"cloud target {TARGET} ({offered}{share}): deselected {parts or 'nothing'}"]

@@ -112,21 +112,20 @@ session() {  # session TARGET WHAT PYTEST-ARGS...: one pytest session; prints it
 identity=tests/conformance/test_identity_conformance.py
 # The cloud's tests spend about a third of their time waiting on it (one session keeps this
 # 2-core machine about 60 % busy): the identity session and two sessions of the other cloud tests
-# (their files dealt out in turn) run side by side. Each pytest process has its own test
-# database and VAR_DIR (tests/testenv.py); the tests name everything they make uniquely.
+# (each a share of them, dealt in turn: CODESQUARE_TEST_SHARD in tests/cloud_targets.py) run side
+# by side. Each pytest process has its own test database and VAR_DIR (tests/testenv.py); the
+# tests name everything they make uniquely.
 logs=$(mktemp -d "${TMPDIR:-/tmp}/codesquare-realcloud.XXXXXX")
-mapfile -t files < <(ls tests/conformance/test_*.py tests/integration/test_*.py tests/realcloud/test_*.py | grep -vx "$identity")
-halves=("" "")
-for n in "${!files[@]}"; do halves[n % 2]+="${files[n]} "; done
 declare -A what_of=()
 session keystone "identity conformance against the real cloud's Keystone" \
     "$identity" tests/realcloud "$@" >"$logs/identity.log" 2>&1 &
 what_of[$!]=identity
-for half in 0 1; do
-    read -r -a these <<<"${halves[half]}"
-    session realcloud "cloud tests against the full real cloud, part $((half + 1)) of 2" \
-        "${these[@]}" "$@" >"$logs/part$half.log" 2>&1 &
-    what_of[$!]=part$half
+for share in 1 2; do
+    CODESQUARE_TEST_SHARD=$share/2 session realcloud \
+        "cloud tests against the full real cloud, share $share of 2" \
+        tests/conformance tests/integration tests/realcloud --ignore="$identity" "$@" \
+        >"$logs/share$share.log" 2>&1 &
+    what_of[$!]=share$share
 done
 rc=0
 while [ "${#what_of[@]}" -gt 0 ]; do
