@@ -7,6 +7,8 @@ the portal works against a cloud.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import clean_env, run_manage
+from tests.conftest import ROOT, clean_env, run_manage
 from tests.scrape import scrape, value
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +172,24 @@ def test_a_bad_allowed_network_stops_the_start(tmp_path: Path) -> None:
 
     assert result.returncode != 0
     assert "METRICS_ALLOWED_NETWORKS" in result.stderr
+
+
+def test_counts_reach_the_files_even_if_the_library_was_imported_before_the_settings(
+    tmp_path: Path,
+) -> None:
+    # Imported first, prometheus-client would keep counts in memory, out of every scrape.
+    code = (
+        "import prometheus_client, django\n"
+        "django.setup()\n"
+        "from portal import metrics\n"
+        "metrics.record_poll_answer('probe', changed=True)\n"
+        "print(metrics.render()[0].decode())\n"
+    )
+    env = clean_env(VAR_DIR=str(tmp_path), DEBUG="true")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert 'portal_poll_answers_total{answer="changed",view="probe"} 1.0' in result.stdout
+    assert [p.name.split("_")[0] for p in (tmp_path / "metrics").iterdir()] == ["counter"]
