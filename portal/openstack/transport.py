@@ -4,8 +4,9 @@ keystoneauth1 authenticates (password or application credential), keeps the toke
 shortly before it expires and holds the catalog. This module adds what a portal with several
 worker processes needs on top: the auth state shared through a ``TokenCache`` so workers do not
 each log in, exactly one re-authentication on a 401 (after first adopting a token another worker
-already fetched), retries for idempotent calls only, one log line per request, and the typed
-errors of ``portal.openstack.errors``.
+already fetched), retries for idempotent calls only, one log line per request, each exchange
+timed for whoever watches (``watch_calls``: the portal's metrics), and the typed errors of
+``portal.openstack.errors``.
 """
 
 from __future__ import annotations
