@@ -1,5 +1,7 @@
 """CodeSquare Portal settings: one module, every value from the environment (see .env.example)."""
 
+import ipaddress
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so a request's time includes every other middleware's.
+    "portal.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # After the two above, so the probe carries their headers; before anything reads the host.
+    # /metrics too: a scraper asks by address.
     "portal.middleware.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -201,7 +206,7 @@ if SECURE_PROXY_SSL_HEADER:
     # Behind the proxy every request comes from it: count failed logins by the client's address.
     AXES_IPWARE_PROXY_COUNT = 1
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -291,6 +296,22 @@ SELFSERVICE_SOLDIER_DELETE = env.bool("SELFSERVICE_SOLDIER_DELETE", default=Fals
 DEMO_DATA = env.bool("CODESQUARE_DEMO_DATA", default=False)
 # The login name shown in the SSH command when the image's name does not tell (ubuntu, ...).
 SELFSERVICE_SSH_USER = env.str("SELFSERVICE_SSH_USER", default="ubuntu")
+
+# --- Metrics (portal.metrics; README "Metrics") -------------------------------------------
+# Every process (web, task worker, scheduler) writes its counts here and a scrape adds them up:
+# one directory per installation, emptied before the processes start (bin/run does).
+# prometheus-client reads it from the environment, so it is put there for the whole process.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+# /metrics answers clients from these networks (behind BEHIND_TLS_PROXY: the address the proxy
+# saw), or any client that sends "Authorization: Bearer <METRICS_TOKEN>"; others get a 404.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_exc}") from None
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -11,12 +11,14 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         # The engine's wiring, explicit and in one place: which kinds it runs, which task queues
         # an operation. (The task module imports the engine, never the reverse.)
-        from portal import tasks
+        from portal import metrics, tasks
         from portal.operations import engine, registry
         from portal.operations.kinds import KIND_MODULES
 
         registry.install(KIND_MODULES)
         engine.use_task(tasks.operation_run)
+        # Every process counts its own requests and cloud calls for /metrics.
+        metrics.install()
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

@@ -43,7 +43,9 @@ def wait_for_condition(
 def clean_env(**overrides: str) -> dict[str, str]:
     """An environment for a child Django process: no .env file, nothing from the test settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OS_"))}
-    for key in (*TEST_ENV, "DATABASE_URL"):
+    # PROMETHEUS_MULTIPROC_DIR: the settings put this process's own there; a child derives
+    # its own from its VAR_DIR.
+    for key in (*TEST_ENV, "DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(key, None)
     env["READ_DOT_ENV"] = "false"
     env["DJANGO_SETTINGS_MODULE"] = "codesquare.settings"

@@ -25,3 +25,5 @@ TEST_ENV = {
 }
 for _key, _value in TEST_ENV.items():
     os.environ.setdefault(_key, _value)
+# Metrics files go under this process's own VAR_DIR (the settings' default), removed with it.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

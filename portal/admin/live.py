@@ -15,6 +15,8 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
+from portal.pollstats import record_poll
+
 
 def live_response(
     request: HttpRequest,
@@ -32,6 +34,9 @@ def live_response(
         "announce": request.GET.get("seen") != milestone,
         "poll_url": _without_seen(request),
     }
+    if getattr(request, "htmx", False):
+        match = request.resolver_match
+        record_poll(match.view_name if match else template, changed=context["announce"])
     if not getattr(request, "htmx", False):
         response = render(request, template, context)
     elif polling:

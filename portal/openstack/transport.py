@@ -4,8 +4,9 @@ keystoneauth1 authenticates (password or application credential), keeps the toke
 shortly before it expires and holds the catalog. This module adds what a portal with several
 worker processes needs on top: the auth state shared through a ``TokenCache`` so workers do not
 each log in, exactly one re-authentication on a 401 (after first adopting a token another worker
-already fetched), retries for idempotent calls only, one log line per request, and the typed
-errors of ``portal.openstack.errors``.
+already fetched), retries for idempotent calls only, one log line per request, each exchange
+timed for whoever watches (``watch_calls``: the portal's metrics), and the typed errors of
+``portal.openstack.errors``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,80 @@ def observe_exchanges(observer: ExchangeObserver) -> Iterator[None]:
         _observers.remove(observer)
 
 
+@dataclass(frozen=True)
+class Call:
+    """One HTTP exchange's timing and outcome, for metrics (no URL, headers or body)."""
+
+    service: str  # identity, compute, network, image (logins and token requests: identity)
+    method: str
+    seconds: float
+    # "2xx".."5xx" from the status, or "timeout" / "connection" when no answer came.
+    outcome: str
+
+
+CallObserver = Callable[[Call], None]
+_call_observers: list[CallObserver] = []
+_calling = threading.local()
+
+
+def watch_calls(observer: CallObserver) -> None:
+    """Call ``observer`` with every HTTP exchange of every client of this process, for good.
+
+    The portal's metrics register here once per process; adding the same observer again
+    changes nothing.
+    """
+    if observer not in _call_observers:
+        _call_observers.append(observer)
+
+
+def unwatch_calls(observer: CallObserver) -> None:
+    with contextlib.suppress(ValueError):
+        _call_observers.remove(observer)
+
+
+@contextlib.contextmanager
+def _calling_service(service: str) -> Iterator[None]:
+    previous = getattr(_calling, "service", None)
+    _calling.service = service
+    try:
+        yield
+    finally:
+        _calling.service = previous
+
+
+def _notify(call: Call) -> None:
+    for observer in list(_call_observers):
+        try:
+            observer(call)
+        except Exception:
+            # Metrics must never fail a cloud call.
+            log.exception("call observer %r failed", observer)
+
+
+class _TimedSession(requests.Session):
+    """The one door every request of the client goes through, keystoneauth's own included:
+    each exchange is timed here and reported with the service it was for."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if not _call_observers:
+            return super().send(request, **kwargs)
+        # Only Transport.request names a service; what else comes through is keystoneauth
+        # logging in or reading the identity endpoint's versions.
+        service = getattr(_calling, "service", None) or "identity"
+        started = time.perf_counter()
+        outcome = "connection"
+        try:
+            response = super().send(request, **kwargs)
+        except requests.Timeout:
+            outcome = "timeout"
+            raise
+        else:
+            outcome = f"{response.status_code // 100}xx"
+            return response
+        finally:
+            _notify(Call(service, str(request.method), time.perf_counter() - started, outcome))
+
+
 def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     """One line per HTTP exchange, the auth calls included; never headers or bodies."""
     request = response.request
@@ -146,7 +221,7 @@ def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> Non
 
 
 def build_requests_session() -> requests.Session:
-    session = requests.Session()
+    session = _TimedSession()
     session.hooks["response"].append(_log_response)
     return session
 
@@ -406,17 +481,18 @@ class Transport:
             if authenticated:
                 all_headers["X-Auth-Token"] = token
             try:
-                response = self.session.request(
-                    url,
-                    method,
-                    params=params,
-                    json=json,
-                    headers=all_headers,
-                    authenticated=False,
-                    raise_exc=False,
-                    connect_retries=0,
-                    log=False,
-                )
+                with _calling_service(service):
+                    response = self.session.request(
+                        url,
+                        method,
+                        params=params,
+                        json=json,
+                        headers=all_headers,
+                        authenticated=False,
+                        raise_exc=False,
+                        connect_retries=0,
+                        log=False,
+                    )
             except ks_exc.ClientException as exc:
                 error = map_keystoneauth_error(exc, method, url)
                 log.warning("%s %s failed: %s", method, urlsplit(url).path, error.message)

@@ -29,7 +29,7 @@ from django.tasks import Task
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from portal import cloud
+from portal import cloud, metrics
 from portal.models import (
     Batch,
     Instance,
@@ -335,6 +335,7 @@ def finish(
         if op.batch_id is not None:
             count_in_batch(op.batch_id, state, op.finished_at)
     logger.info("operation %s %s %s", op.pk, op.kind, state)
+    metrics.record_operation_finished(op.kind, state)
     return True
 
 

@@ -31,6 +31,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from portal import services
 from portal.models import Instance, Operation, SshKey
+from portal.pollstats import record_poll
 from portal.selfservice import auth
 from portal.selfservice.access import get_instance_for_soldier, request_soldier, soldier_view
 from portal.selfservice.cards import ACTIONS, card_for, cards_for
@@ -154,6 +155,7 @@ def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
     """The card's live part, for htmx polling; stops the polling (286) once the VM is stable."""
     card = card_for(get_instance_for_soldier(request, pk))
     context = {"card": card, "seen": request.GET.get("seen", "")}
+    record_poll("selfservice:vm_card", changed=context["seen"] != card.status.key)
     response = render(request, "portal/home.html#vm-card", context)
     if not card.poll:
         stop = HttpResponseStopPolling(response.content)

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from portal import metrics
 from portal.models import (
     Batch,
     Instance,
@@ -270,6 +271,9 @@ def batch_cancel_pending(*, batch: Batch, requested_by: Any = None) -> int:
             else:
                 released.update(pending_action="", pending_operation=None)
         if cancelled:
+            # The rows are locked: every one of them was cancelled.
+            for kind in (op.kind for op in pending):
+                metrics.record_operation_finished(kind, Operation.State.CANCELLED)
             Batch.objects.filter(pk=batch.pk).update(cancelled=F("cancelled") + cancelled)
             Batch.objects.filter(
                 pk=batch.pk,

@@ -14,6 +14,7 @@ from portal.models import Drift, Instance, Operation, Project
 from portal.services.preflight import CAPACITY_CACHE_KEY, CapacitySnapshot
 from tests.console.conftest import logged_in
 from tests.integration.conftest import make_soldier, recorded_calls, unique
+from tests.scrape import scrape, value
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +185,23 @@ def test_operations_are_found_by_their_openstack_request_id(operator: Client) ->
     html = page.content.decode()
     assert reverse("admin:portal_operation_change", args=[wanted.pk]) in html
     assert reverse("admin:portal_operation_change", args=[other.pk]) not in html
+
+
+def test_the_status_page_counts_its_polls_by_whether_they_brought_news(operator: Client) -> None:
+    moving = vm(status="BUILD", vm_state="building", task_state="spawning", power_state=0)
+    url = reverse("admin:portal_status")
+    before = scrape(operator)
+
+    operator.get(url)  # the page itself is no poll
+    operator.get(url, {"seen": "1"}, headers=HTMX)  # still the one VM changing state
+    Instance.objects.filter(pk=moving.pk).update(status="ACTIVE", task_state="", power_state=1)
+    operator.get(url, {"seen": "1"}, headers=HTMX)  # now everything is settled
+    after = scrape(operator)
+
+    def polls(answer: str) -> float:
+        labels = {"view": "admin:portal_status", "answer": answer}
+        return value(after, "portal_poll_answers_total", **labels) - value(
+            before, "portal_poll_answers_total", **labels
+        )
+
+    assert (polls("unchanged"), polls("changed")) == (1, 1)

@@ -1,9 +1,9 @@
 """Every URL the resolver knows, for every role and every method.
 
 The table below names each URL pattern of the project (the console's, Django admin's own, the
-soldier pages', the htmx partials', login, logout, passwords, i18n, healthz) with the real rows
-that fill its parameters and the answer each role gets. A pattern the table does not know fails
-the test: nobody adds a page without saying who may open it.
+soldier pages', the htmx partials', login, logout, passwords, i18n, healthz, metrics) with the
+real rows that fill its parameters and the answer each role gets. A pattern the table does not
+know fails the test: nobody adds a page without saying who may open it.
 
 For each request the test also checks that a refusal (302 to a login page, 302 from a soldier
 page to the console, 403, 404, 405) wrote nothing (no Operation, no queued task, no other row)
@@ -717,6 +717,12 @@ ROUTES: list[Route] = [
     Route(
         "healthz",
         [Case("health", lambda w: "/healthz", everyone("200"), everyone("405"), everyone("405"))],
+    ),
+    # The test client asks from loopback, which may scrape whoever is logged in (tests/
+    # test_metrics.py: other addresses get a 404).
+    Route(
+        "metrics",
+        [Case("metrics", lambda w: "/metrics", everyone("200"), everyone("405"), everyone("405"))],
     ),
     *_console_routes(),
     Route(

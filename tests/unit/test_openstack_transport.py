@@ -22,6 +22,7 @@ from portal.openstack import (
     Timeout,
     Unauthorized,
     Unavailable,
+    transport,
 )
 from tests.unit.openstack_fake import PASSWORD, Call, FakeCloud, Reply, make_client
 
@@ -505,3 +506,47 @@ def test_a_next_link_that_repeats_itself_is_an_incomplete_listing(fake: FakeClou
     client, _ = make_client(fake)
     with pytest.raises(IncompleteListing, match="repeats"):
         client.list_servers()
+
+
+def test_every_exchange_is_reported_with_its_service_and_outcome(fake: FakeCloud) -> None:
+    unavailable: Reply = (503, {}, {"serviceUnavailable": {"code": 503, "message": "busy"}})
+    fake.route("GET", "/compute/v2.1/servers/s1", [unavailable, (200, {}, {"server": SERVER})])
+    fake.route("POST", "/networking/v2.0/floatingips", [requests.ConnectionError("reset")])
+    fake.route("GET", "/networking/v2.0/networks", [requests.ReadTimeout("slow")])
+    client, _ = make_client(fake, retries=1)
+    seen: list[transport.Call] = []
+    transport.watch_calls(seen.append)
+    try:
+        client.get_server("s1")
+        with pytest.raises(Unavailable):
+            client.create_floating_ip(floating_network_id="ext")
+        with pytest.raises(Timeout):
+            client.list_networks()
+    finally:
+        transport.unwatch_calls(seen.append)
+
+    # The login, the compute version discovery, then each attempt of each call.
+    assert [(c.service, c.method, c.outcome) for c in seen] == [
+        ("identity", "POST", "2xx"),
+        ("compute", "GET", "2xx"),
+        ("compute", "GET", "5xx"),
+        ("compute", "GET", "2xx"),
+        ("network", "POST", "connection"),
+        ("network", "GET", "timeout"),
+        ("network", "GET", "timeout"),
+    ]
+    assert all(c.seconds >= 0 for c in seen)
+
+
+def test_a_failing_call_observer_never_fails_the_call(fake: FakeCloud) -> None:
+    fake.route("GET", "/compute/v2.1/servers/s1", lambda c: (200, {}, {"server": SERVER}))
+    client, _ = make_client(fake)
+
+    def broken(call: transport.Call) -> None:
+        raise RuntimeError("metrics are down")
+
+    transport.watch_calls(broken)
+    try:
+        assert client.get_server("s1").id == "s1"
+    finally:
+        transport.unwatch_calls(broken)

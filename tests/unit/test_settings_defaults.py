@@ -71,6 +71,9 @@ def test_the_settings_the_portal_reads_are_declared() -> None:
         "OPENSTACK_RESERVED_USERNAMES",
         "OPENSTACK_ALLOWED_ZONES",
         "STATUS_BUILD_SLOW_SECONDS",
+        "METRICS_ALLOWED_NETWORKS",
+        "METRICS_TOKEN",
+        "PROMETHEUS_MULTIPROC_DIR",
     ):
         assert hasattr(settings, name), name
         assert re.search(rf"^{name}=", (ROOT / ".env.example").read_text(), re.MULTILINE), name
