@@ -22,11 +22,12 @@ are shut off in devcloud (made through its bulk endpoint, mirrored by one reconc
 gunicorn runs with the production config's own worker count. After the logins and a bare-view
 phase of the same shape (``--baseline-time``, default 30 s; --ci 20 s), the bench starts every
 VM at once with one batch of starts through the service the console's "Start" action calls;
-the worker sends them to devcloud. Each soldier then opens ``/`` again and polls its card every
-2 s with the page's ``seen`` value until it is stable (286). Printed: the time of each phase,
-the request figures, the polls' answers, the cloud calls, and PASS/FAIL against: no failed
-request, no cloud call by the web processes while polling, poll p99 at most 3x the bare view's,
-and every VM Running (mirror, devcloud and card). Results: ``bench/results/morning-start.md``.
+the worker (one, as ``bin/run`` starts; ``--workers``) sends them to devcloud. Each soldier
+then opens ``/`` again and polls its card every 2 s with the page's ``seen`` value until it is
+stable (286). Printed: the time of each phase, the request figures, the polls' answers, the
+cloud calls, and PASS/FAIL against: no failed request, no cloud call by the web processes
+while polling, poll p99 at most 3x the bare view's, and every VM Running (mirror, devcloud and
+card). Results: ``bench/results/morning-start.md``.
 
 Which process made each cloud call: the web processes and the worker each reach devcloud
 through their own recording loopback relay (their own clouds.yaml and token cache), and the
@@ -649,7 +650,7 @@ def morning_start(args: argparse.Namespace) -> int:
 
     soldiers = args.soldiers or args.users or (100 if args.ci else 500)
     baseline_seconds = parse_timespan(args.baseline_time or ("20s" if args.ci else "30s"))
-    start_timeout = parse_timespan(args.start_timeout or ("240s" if args.ci else "600s"))
+    start_timeout = parse_timespan(args.start_timeout or ("240s" if args.ci else "900s"))
     results = args.results or (None if args.ci else MORNING_RESULTS)
     base_database = os.environ.get("DATABASE_URL", DEFAULT_DATABASE)
     if not base_database.startswith("postgres"):
@@ -679,6 +680,7 @@ def morning_start(args: argparse.Namespace) -> int:
     locust_out = work / "locust.json"
     ready_file, card_file, start_file = (work / n for n in ("ready", "card", "start"))
     log: list[dict[str, Any]] = []
+    started = None
     try:
         for relay in relays:
             relay.start()
@@ -768,15 +770,13 @@ def morning_start(args: argparse.Namespace) -> int:
                     run.all_running_seconds = time.monotonic() - clicked
                     break
                 time.sleep(0.25)
+        # Sampled while locust still runs: a process that has ended is no longer seen.
+        run.cpu = (cpu_ready, cpu_start, cpu_sample(groups, database_name))
         load.wait(timeout=start_timeout + 180)
-        cpu_end = cpu_sample(groups, database_name)
-        run.cpu = (cpu_ready, cpu_start, cpu_end)
-        if card_file.exists():
-            run.mirror_running = running_count(instance_ids)
-            run.batch_seconds = wait_batch(started.batch.pk, timeout=30) if started.batch else None
-            run.batch_failed = (
-                started.batch.operations.filter(state="failed").count() if started.batch else 0
-            )
+        run.mirror_running = running_count(instance_ids)
+        if started is not None and started.batch is not None:
+            run.batch_seconds = wait_batch(started.batch.pk, timeout=30)
+            run.batch_failed = started.batch.operations.filter(state="failed").count()
         log = devcloud.faults.requests()
         run.cloud_running = cloud_active(server_ids)  # after the log: not counted in it
     finally:
@@ -803,7 +803,18 @@ def morning_start(args: argparse.Namespace) -> int:
         run.phases["start queued to the last card stable"] = last - outcome["queued_at"]
     run.phases["the whole run"] = time.monotonic() - began
     run.calls = attribute(log, relays, (outcome["ready_at"], outcome["end_at"]))
-    return morning_report(args=args, run=run, outcome=outcome, results=results)
+    return morning_report(
+        args=args, run=run, outcome=outcome, results=results, database=base_database
+    )
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit for a results file: its password left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":…@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def morning_report(
@@ -812,6 +823,7 @@ def morning_report(
     run: Morning,
     outcome: dict[str, Any],
     results: Path | None,
+    database: str,
 ) -> int:
     lines: list[str] = []
     out = lines.append
@@ -924,7 +936,7 @@ def morning_report(
         out(
             f"CPU used, as % of one CPU ({os.cpu_count()} CPUs = "
             f"{(os.cpu_count() or 1) * 100} %), in the bare-view phase ({t1 - t0:.0f} s) and "
-            f"from the start to the last poll ({t2 - t1:.0f} s):"
+            f"from the start until every VM was Running ({t2 - t1:.0f} s):"
         )
         out("")
         out("| processes | bare-view phase | morning start |")
@@ -969,7 +981,8 @@ def morning_report(
             "# Load: the morning start\n\n"
             "Written by `bench/load_self_service.py --scenario morning-start` (see its docstring "
             "for the set-up), run as "
-            f"`{' '.join(['.venv/bin/python', 'bench/load_self_service.py', *sys.argv[1:]])}` "
+            f"`DATABASE_URL={_shown_url(database)} "
+            f"{' '.join(['.venv/bin/python', 'bench/load_self_service.py', *sys.argv[1:]])}` "
             f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The CPU table shows how "
             "much of the machine the bench had: the rest went to other work on it.\n\n"
             + text
@@ -1006,7 +1019,7 @@ def main() -> int:
     parser.add_argument(
         "--start-timeout",
         default=None,
-        help="morning-start: how long every card may take to be stable (600s; --ci 240s)",
+        help="morning-start: how long every card may take to be stable (900s; --ci 240s)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="morning-start: db_worker processes (1)"
