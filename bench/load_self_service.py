@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python bench/load_self_service.py          # 500 soldiers, 60 s + 60 s of polling
     .venv/bin/python bench/load_self_service.py --ci     # CI: 200 soldiers, 50 VMs, 20 s + 20 s
+    .venv/bin/python bench/load_self_service.py --scenario morning-start   # 500 VMs started
 
 What runs, all on loopback: devcloud (short build delays), PostgreSQL (a fresh database made
 beside the one ``DATABASE_URL`` names, dropped at the end), gunicorn with 2 workers serving the
@@ -15,6 +16,18 @@ view every 2 s (the baseline, ``--baseline-time``, default the same as ``--run-t
 for its VM card every 2 s as the page does (``--run-time``); same soldiers, same pace, same
 gunicorn. When the card phase starts, the bench queues a 100-VM launch batch through the
 service the console's launch action calls, and the worker runs it meanwhile.
+
+``--scenario morning-start`` (``--soldiers``, default 500; ``--ci`` 100): the soldiers' VMs
+are shut off in devcloud (made through its bulk endpoint, mirrored by one reconcile pass), and
+gunicorn runs with the production config's own worker count. After the logins and a bare-view
+phase of the same shape (``--baseline-time``, default 30 s; --ci 20 s), the bench starts every
+VM at once with one batch of starts through the service the console's "Start" action calls;
+the worker (one, as ``bin/run`` starts; ``--workers``) sends them to devcloud. Each soldier
+then opens ``/`` again and polls its card every 2 s with the page's ``seen`` value until it is
+stable (286). Printed: the time of each phase, the request figures, the polls' answers, the
+cloud calls, and PASS/FAIL against: no failed request, no cloud call by the web processes
+while polling, poll p99 at most 3x the bare view's, and every VM Running (mirror, devcloud and
+card). Results: ``bench/results/morning-start.md``.
 
 Which process made each cloud call: the web processes and the worker each reach devcloud
 through their own recording loopback relay (their own clouds.yaml and token cache), and the
@@ -28,6 +41,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import re
 import secrets
@@ -283,9 +297,29 @@ def make_batch_soldiers(count: int) -> list[Any]:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def kind_env(env: dict[str, str], devcloud: Any, relay: Relay) -> dict[str, str]:
+    """The environment of one kind of portal process: its cloud calls go through ``relay``."""
+    work = Path(env["VAR_DIR"])
+    return {
+        **env,
+        # Each kind has its own token cache: a catalog fetched through one relay must
+        # not send the other kind's calls through it.
+        "CACHE_URL": f"filecache://{work / ('cache-' + relay.name)}",
+        "OS_CLIENT_CONFIG_FILE": str(
+            relay.clouds_yaml(devcloud.clouds_yaml, work / f"clouds-{relay.name}.yaml")
+        ),
+    }
+
+
+def start_gunicorn(
+    env: dict[str, str], port: int, workers: int | None = 2
+) -> subprocess.Popen[bytes]:
+    """gunicorn with the production config; ``workers`` None keeps the config's own count."""
     from portal_site import ROOT, wait_for_bare_view
 
+    env = {k: v for k, v in env.items() if not k.startswith("GUNICORN_")}
+    if workers is not None:
+        env["GUNICORN_WORKERS"] = str(workers)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "codesquare/gunicorn.conf.py")],
         env={
@@ -293,7 +327,6 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
             "DJANGO_SETTINGS_MODULE": "bench_settings",
             "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), str(ROOT)]),
             "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKERS": "2",
             "ALLOWED_HOSTS": "localhost,127.0.0.1",
             # gunicorn 27 opens a control socket at one path in $HOME by default: several
             # gunicorns on one machine would fight over it, and this one needs none.
@@ -400,13 +433,19 @@ def cpu_used(
 
 
 def process_groups(
-    gunicorn: subprocess.Popen[bytes], worker: subprocess.Popen[bytes], load: Any, devcloud: Any
+    gunicorn: subprocess.Popen[bytes],
+    workers: list[subprocess.Popen[bytes]],
+    load: Any,
+    devcloud: Any,
 ) -> dict[str, list[int]]:
     import psutil
 
+    web = [c.pid for c in psutil.Process(gunicorn.pid).children()]
     return {
-        "gunicorn (2 workers)": [c.pid for c in psutil.Process(gunicorn.pid).children()],
-        "db_worker": [worker.pid],
+        f"gunicorn ({len(web)} workers)": web,
+        "db_worker" if len(workers) == 1 else f"db_worker ({len(workers)})": [
+            w.pid for w in workers
+        ],
         "locust": [load.pid],
         "devcloud": [devcloud.process.pid],
     }
@@ -469,6 +508,489 @@ def attribute(
     return counts
 
 
+# --- the morning start: every soldier's VM started at once, every card polling until Running ---
+
+
+MORNING_RESULTS = BENCH_DIR / "results" / "morning-start.md"
+# devcloud's start takes half its build delay: small, so the figures are the portal's own.
+MORNING_BUILD_SECONDS = 0.5
+MORNING_P99_LIMIT = 3.0  # poll p99 may be at most this many times the bare view's p99
+
+
+def make_sleepers(count: int, devcloud: Any) -> tuple[list[dict[str, str]], list[int]]:
+    """``count`` soldiers, each with a Keystone account, a project and a VM shut off in devcloud.
+
+    The servers are made through devcloud's bulk endpoint (SHUTOFF, with their ports), so the
+    worker's starts are real cloud calls; the mirrors are then filled by one reconcile pass, the
+    portal's own way of learning a server's state. Returns (credentials, the instances' pks).
+    """
+    from django.contrib.auth import get_user_model
+
+    from portal import cloud, services
+    from portal.models import Instance, Project
+
+    client = cloud.get_client()
+    domain = services.onboarding.domain_id()
+    template = services.vm_template_from_cloud(name="morning")
+
+    @_own_connection
+    def one(n: int) -> tuple[dict[str, str], int]:
+        user = get_user_model().objects.create_user(username=f"morning{n:04d}")
+        soldier = services.soldier_create(
+            user=user, service_number=f"MORNING-{n:04d}", name=f"morning {n}"
+        )
+        password = secrets.token_urlsafe(18)
+        account = client.create_user(
+            name=soldier.keystone_user_name,
+            domain_id=domain,
+            password=password,
+            description=services.onboarding.account_marker(soldier),
+        )
+        name = services.onboarding.project_name(soldier)
+        project_id = client.create_project(name=name, domain_id=domain).id
+        server_id = devcloud.faults.bulk_servers(
+            project_id=project_id,
+            count=1,
+            name_prefix=soldier.keystone_user_name,
+            user_id=account.id,
+            status="SHUTOFF",
+        )[0]
+        soldier.keystone_user_id = account.id
+        soldier.state = soldier.State.ACTIVE
+        soldier.save(update_fields=["keystone_user_id", "state"])
+        project = Project.objects.create(
+            soldier=soldier, keystone_id=project_id, name=name, roles_granted=True
+        )
+        instance = Instance.objects.create(
+            project=project,
+            owner=soldier,
+            name=f"{soldier.keystone_user_name}-0001",
+            template=template,
+            server_id=server_id,
+        )
+        return {"username": soldier.keystone_user_name, "password": password}, instance.pk
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(one, range(count)))
+    sync = services.cloud_reconcile(run_now=True)
+    assert sync.state == "succeeded", sync.message_text
+    return [m[0] for m in made], [m[1] for m in made]
+
+
+def bulk_start(instance_ids: list[int]) -> Any:
+    """What the console's "Start" action does once the operator confirms: one batch of starts."""
+    from django.contrib.auth import get_user_model
+
+    from portal import services
+    from portal.models import Instance
+
+    operator, _ = get_user_model().objects.get_or_create(
+        username="morning-operator", defaults={"is_staff": True}
+    )
+    action = Instance.Action.START
+    return services.batch_apply(
+        kind=str(action),
+        targets=Instance.objects.filter(pk__in=instance_ids).order_by("pk"),
+        start=lambda i, batch: services.instance_power(
+            instance=i, action=action, requested_by=operator, batch=batch
+        ),
+        requested_by=operator,
+    )
+
+
+def running_count(instance_ids: list[int]) -> int:
+    """How many of these VMs the portal's mirror shows Running with nothing pending."""
+    from portal.models import Instance
+    from portal.openstack.types import PowerState, ServerStatus
+
+    return Instance.objects.filter(
+        pk__in=instance_ids,
+        status=ServerStatus.ACTIVE,
+        power_state=PowerState.RUNNING,
+        pending_operation__isnull=True,
+    ).count()
+
+
+def cloud_active(server_ids: set[str]) -> int:
+    """How many of these servers devcloud itself lists as ACTIVE and running."""
+    from portal import cloud
+    from portal.openstack.types import PowerState, ServerStatus
+
+    return sum(
+        1
+        for server in cloud.get_client().list_servers(all_projects=True)
+        if server.id in server_ids
+        and server.status is ServerStatus.ACTIVE
+        and server.power_state == PowerState.RUNNING
+    )
+
+
+@dataclass
+class Morning:
+    """What one morning-start run measured, beside locust's own record."""
+
+    soldiers: int
+    gunicorn_workers: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+    queued: int = 0
+    refusals: list[str] = field(default_factory=list)
+    batch_seconds: float | None = None
+    batch_failed: int = 0
+    mirror_running: int = 0
+    # Seconds from the operator's click until the mirror showed every VM Running.
+    all_running_seconds: float | None = None
+    cloud_running: int = 0
+    calls: dict[str, Counter[str]] = field(default_factory=dict)
+    cpu: tuple[Sample, ...] = ()
+
+
+def morning_start(args: argparse.Namespace) -> int:
+    """The morning start: see ``--scenario morning-start`` in the module's docstring."""
+    from locust.util.timespan import parse_timespan
+
+    soldiers = args.soldiers or args.users or (100 if args.ci else 500)
+    baseline_seconds = parse_timespan(args.baseline_time or ("20s" if args.ci else "30s"))
+    start_timeout = parse_timespan(args.start_timeout or ("240s" if args.ci else "900s"))
+    results = args.results or (None if args.ci else MORNING_RESULTS)
+    base_database = os.environ.get("DATABASE_URL", DEFAULT_DATABASE)
+    if not base_database.startswith("postgres"):
+        raise SystemExit("the load bench runs on PostgreSQL: DATABASE_URL=postgres://...")
+    database_url, database_name = scratch_database(base_database)
+    os.environ["DATABASE_URL"] = database_url
+    began = time.monotonic()
+    run = Morning(soldiers=soldiers)
+
+    from portal_site import ROOT, free_port, setup, start_workers, stop
+
+    # As .env.example has them for production: persistent connections, a wait step that looks
+    # at the cloud again every 2 s.
+    devcloud, env = setup(
+        build_seconds=MORNING_BUILD_SECONDS,
+        CONN_MAX_AGE="60",
+        OPERATION_POLL_SECONDS="2",
+        LOG_LEVEL="WARNING",
+    )
+    work = Path(env["VAR_DIR"])
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+    devcloud_port = int(urlsplit(devcloud.url).port or 0)
+    relays = [Relay("web", devcloud_port), Relay("worker", devcloud_port)]
+    processes: list[subprocess.Popen[bytes]] = []
+    locust_out = work / "locust.json"
+    ready_file, card_file, start_file = (work / n for n in ("ready", "card", "start"))
+    log: list[dict[str, Any]] = []
+    started = None
+    try:
+        for relay in relays:
+            relay.start()
+        credentials, instance_ids = make_sleepers(soldiers, devcloud)
+        from portal.models import Instance
+
+        server_ids = {
+            str(server_id)
+            for server_id in Instance.objects.filter(pk__in=instance_ids).values_list(
+                "server_id", flat=True
+            )
+        }
+        stopped = Instance.objects.filter(pk__in=instance_ids, status="SHUTOFF").count()
+        print(
+            f"setup: {soldiers} soldiers with accounts and shut-off VMs ({stopped} mirrored "
+            f"SHUTOFF) at {time.monotonic() - began:.0f} s"
+        )
+        secrets_file = work / "credentials.json"
+        secrets_file.touch(mode=0o600)
+        secrets_file.write_text(json.dumps(credentials))
+        del credentials
+        from django.db import connections
+
+        connections.close_all()  # the forked-off processes get their own
+        port = free_port()
+        # The production config's own worker count on this machine (gunicorn.conf.py).
+        processes.append(start_gunicorn(kind_env(env, devcloud, relays[0]), port, workers=None))
+        processes.extend(start_workers(args.workers, kind_env(env, devcloud, relays[1])))
+        run.phases["setup"] = time.monotonic() - began
+        print(f"setup done in {run.phases['setup']:.0f} s; gunicorn on port {port}")
+        devcloud.faults.clear_requests()
+        for relay in relays:
+            relay.seen.clear()
+
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                str(BENCH_DIR / "load_locust.py"),
+                "--scenario",
+                "morning-start",
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--credentials",
+                str(secrets_file),
+                "--spawn-rate",
+                str(args.spawn_rate),
+                "--baseline-seconds",
+                str(baseline_seconds),
+                "--ready-file",
+                str(ready_file),
+                "--card-file",
+                str(card_file),
+                "--start-file",
+                str(start_file),
+                "--start-timeout",
+                str(start_timeout),
+                "--out",
+                str(locust_out),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(BENCH_DIR)},
+        )
+        processes.append(load)
+        while not ready_file.exists() and load.poll() is None:
+            time.sleep(0.05)
+        # Every gunicorn worker has booted by now: the logins went through them.
+        groups = process_groups(processes[0], processes[1:-1], load, devcloud)
+        run.gunicorn_workers = len(next(v for k, v in groups.items() if k.startswith("gunicorn")))
+        cpu_ready = cpu_sample(groups, database_name)
+        while not card_file.exists() and load.poll() is None:
+            time.sleep(0.05)
+        cpu_start = cpu_sample(groups, database_name)
+        if card_file.exists():
+            clicked = time.monotonic()
+            started = bulk_start(instance_ids)
+            run.phases["queue the start"] = time.monotonic() - clicked
+            run.queued = len(started.operations)
+            run.refusals = started.refusals
+            # The soldiers open their page once the batch is there to be seen.
+            partial = start_file.with_suffix(".part")
+            partial.write_text(str(time.time()))
+            partial.rename(start_file)
+            deadline = clicked + start_timeout
+            while time.monotonic() < deadline and load.poll() is None:
+                run.mirror_running = running_count(instance_ids)
+                if run.mirror_running == soldiers:
+                    run.all_running_seconds = time.monotonic() - clicked
+                    break
+                time.sleep(0.25)
+        # Sampled while locust still runs: a process that has ended is no longer seen.
+        run.cpu = (cpu_ready, cpu_start, cpu_sample(groups, database_name))
+        load.wait(timeout=start_timeout + 180)
+        run.mirror_running = running_count(instance_ids)
+        if started is not None and started.batch is not None:
+            run.batch_seconds = wait_batch(started.batch.pk, timeout=30)
+            run.batch_failed = started.batch.operations.filter(state="failed").count()
+        log = devcloud.faults.requests()
+        run.cloud_running = cloud_active(server_ids)  # after the log: not counted in it
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        stop([p for p in processes if p.poll() is None])
+        for relay in relays:
+            relay.stop()
+        devcloud.stop()
+        drop_database(base_database, database_name)
+
+    outcome = json.loads(locust_out.read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    queue = run.phases.pop("queue the start", float("nan"))
+    run.phases["logins"] = outcome["ready_at"] - outcome["started_at"]
+    run.phases["bare-view phase"] = outcome["card_at"] - outcome["ready_at"]
+    run.phases["queue the start (one batch, one transaction)"] = queue
+    run.phases["start to all Running (the portal's mirror)"] = run.all_running_seconds or float(
+        "nan"
+    )
+    last = max((d["at"] for d in outcome["done"]), default=None)
+    if last is not None and outcome["queued_at"]:
+        run.phases["start queued to the last card stable"] = last - outcome["queued_at"]
+    run.phases["the whole run"] = time.monotonic() - began
+    run.calls = attribute(log, relays, (outcome["ready_at"], outcome["end_at"]))
+    return morning_report(
+        args=args, run=run, outcome=outcome, results=results, database=base_database
+    )
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit for a results file: its password left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":…@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def morning_report(
+    *,
+    args: argparse.Namespace,
+    run: Morning,
+    outcome: dict[str, Any],
+    results: Path | None,
+    database: str,
+) -> int:
+    lines: list[str] = []
+    out = lines.append
+    requests = outcome["requests"]
+    queued_at = outcome["queued_at"] or outcome["end_at"]
+    logins = summarize(
+        requests,
+        (*LOGIN_NAMES, "login (busy: try again shortly)"),
+        outcome["started_at"],
+        outcome["ready_at"],
+    )
+    bare = summarize(requests, ("bare view",), outcome["ready_at"], outcome["card_at"])
+    morning = summarize(
+        requests, ("home (after the start)", "card poll"), queued_at, outcome["end_at"]
+    )
+    figures = {**logins, **bare, **morning}
+    poll, base = morning.get("card poll", {}), bare.get("bare view", {})
+    errors = sum(f["errors"] for f in figures.values())
+    failed_logins = run.soldiers - int(outcome["logins_ok"])
+    answers = Counter(
+        str(r[4]) for r in requests if r[0] == "card poll" and r[1] is not None and not r[3]
+    )
+    done = outcome["done"]
+    running_cards = sum(1 for d in done if d["ok"] and d["seen"] == "running")
+    last_card = max((d["at"] for d in done), default=None)
+    polls_each = sorted(d["polls"] for d in done)
+    web_window = run.calls.get("web|window", Counter())
+    web_outside = run.calls.get("web|outside", Counter())
+    worker: Counter[str] = Counter()
+    for key in ("worker|window", "worker|outside"):
+        worker.update(run.calls.get(key, Counter()))
+
+    out(
+        f"{run.soldiers} soldiers; gunicorn {run.gunicorn_workers} workers x "
+        f"{os.environ.get('GUNICORN_THREADS', '4')} threads (codesquare/gunicorn.conf.py's "
+        f"defaults on this machine) on PostgreSQL; {args.workers} db_worker "
+        f"(OPERATION_POLL_SECONDS 2); "
+        f"devcloud start {MORNING_BUILD_SECONDS / 2:g} s; {os.cpu_count()} CPUs (load average "
+        f"at the end {os.getloadavg()[0]:.1f})"
+    )
+    out("")
+    out("| phase | seconds |")
+    out("|---|---:|")
+    for name, seconds in run.phases.items():
+        out(f"| {name} | {'not reached' if math.isnan(seconds) else f'{seconds:.1f}'} |")
+    out("")
+    out("| requests | count | req/s | errors | p50 ms | p95 ms | p99 ms | max ms |")
+    out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, f in figures.items():
+        out(
+            f"| {name} | {f['requests']} | {f['rate']:.1f} | {f['errors']} | {f['p50']:.0f} | "
+            f"{f['p95']:.0f} | {f['p99']:.0f} | {f['max']:.0f} |"
+        )
+    out("")
+    total = sum(f["requests"] for f in figures.values())
+    out(f"requests: {total}; errors: {errors}; failed logins: {failed_logins}")
+    for message in outcome["errors"][:5]:
+        out(f"  {message}")
+    out(
+        "card poll answers: "
+        + ", ".join(f"{n} x {status}" for status, n in sorted(answers.items()))
+        + " (200 news, 204 nothing new, 286 stable: polling stops)"
+    )
+    if polls_each:
+        out(
+            f"polls per soldier: median {polls_each[len(polls_each) // 2]}, max {polls_each[-1]}; "
+            f"{sum(1 for n in polls_each if n == 0)} soldiers found their VM Running on opening "
+            f"the page"
+        )
+    ratio = poll["p99"] / base["p99"] if poll and base else float("nan")
+    if poll and base:
+        out(
+            f"poll p99 / bare p99: {ratio:.2f}x ({poll['p99']:.0f} ms / {base['p99']:.0f} ms; "
+            f"limit {MORNING_P99_LIMIT:g}x); p50 {poll['p50'] / base['p50']:.2f}x"
+        )
+    out("")
+    out("OpenStack calls (devcloud's request log, attributed through each process kind's relay):")
+    out(f"- web processes from the bare-view phase to the last poll: {sum(web_window.values())}")
+    for key, n in web_window.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- web processes, logins: {sum(web_outside.values())}")
+    for key, n in web_outside.most_common():
+        out(f"  - {n} x {key}")
+    out(f"- worker (the starts): {sum(worker.values())}")
+    for key, n in worker.most_common():
+        out(f"  - {n} x {key}")
+    batch = f"finished in {run.batch_seconds:.0f} s" if run.batch_seconds else "NOT finished"
+    out(
+        f"bulk start: {run.queued} starts queued ({len(run.refusals)} refused) in one batch, "
+        f"{run.batch_failed} failed, {batch}"
+    )
+    if run.all_running_seconds:
+        out(
+            f"the worker's pace: {run.soldiers / run.all_running_seconds:.1f} starts/s "
+            f"({args.workers} db_worker)"
+        )
+    out(
+        f"Running: {run.mirror_running} of {run.soldiers} in the portal's mirror, "
+        f"{run.cloud_running} in devcloud, {running_cards} cards ended on Running"
+        + (
+            f" (the last {last_card - queued_at:.0f} s after the start was queued)"
+            if last_card
+            else ""
+        )
+    )
+    if run.cpu:
+        (t0, ready), (t1, start), (t2, end) = run.cpu
+        phases = ((t1 - t0, ready, start), (t2 - t1, start, end))
+        out("")
+        out(
+            f"CPU used, as % of one CPU ({os.cpu_count()} CPUs = "
+            f"{(os.cpu_count() or 1) * 100} %), in the bare-view phase ({t1 - t0:.0f} s) and "
+            f"from the start until every VM was Running ({t2 - t1:.0f} s):"
+        )
+        out("")
+        out("| processes | bare-view phase | morning start |")
+        out("|---|---:|---:|")
+        mine = [0.0, 0.0]
+        for name in ready:
+            cells = []
+            for index, (span, before, after) in enumerate(phases):
+                used = cpu_used(before, after, name)
+                if name != MACHINE:
+                    mine[index] += used
+                cells.append(f"{used / span * 100:.0f} %")
+            out(f"| {name} | {' | '.join(cells)} |")
+        shares = " | ".join(
+            f"{(cpu_used(before, after, MACHINE) - mine[i]) / span * 100:.0f} %"
+            for i, (span, before, after) in enumerate(phases)
+        )
+        out(f"| everything else (other people's work) | {shares} |")
+    checks = {
+        "0 errors (every request, every login)": errors == 0 and failed_logins == 0,
+        "0 cloud calls by the web processes while polling": not web_window,
+        f"poll p99 <= {MORNING_P99_LIMIT:g} x bare p99": ratio <= MORNING_P99_LIMIT,
+        "every VM Running (mirror, devcloud, every card), no start failed": (
+            run.queued == run.soldiers
+            and run.mirror_running == run.soldiers
+            and run.cloud_running == run.soldiers
+            and running_cards == run.soldiers
+            and run.batch_failed == 0
+            and bool(outcome["all_done"])
+        ),
+    }
+    out("")
+    for name, passed in checks.items():
+        out(f"- {'PASS' if passed else 'FAIL'}: {name}")
+    ok = all(checks.values())
+    out(f"morning start: {'PASS' if ok else 'FAIL'}")
+    text = "\n".join(lines)
+    print(text)
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(
+            "# Load: the morning start\n\n"
+            "Written by `bench/load_self_service.py --scenario morning-start` (see its docstring "
+            "for the set-up), run as "
+            f"`DATABASE_URL={_shown_url(database)} "
+            f"{' '.join(['.venv/bin/python', 'bench/load_self_service.py', *sys.argv[1:]])}` "
+            f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The CPU table shows how "
+            "much of the machine the bench had: the rest went to other work on it.\n\n"
+            + text
+            + "\n"
+        )
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-time", default=None, help="polling window, locust style (60s)")
@@ -481,8 +1003,30 @@ def main() -> int:
     parser.add_argument(
         "--ci", action="store_true", help="CI: 200 soldiers, 50 VMs, 20s, no results file"
     )
-    parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
+    parser.add_argument(
+        "--results", type=Path, default=None, help=f"default {RESULTS} (or {MORNING_RESULTS})"
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=("batch-poll", "morning-start"),
+        default="batch-poll",
+        help="batch-poll (the default): cards polled while a launch batch runs; morning-start: "
+        "every soldier's VM started by one bulk start, every card polled until Running",
+    )
+    parser.add_argument(
+        "--soldiers", type=int, default=None, help="morning-start: soldiers (500; --ci 100)"
+    )
+    parser.add_argument(
+        "--start-timeout",
+        default=None,
+        help="morning-start: how long every card may take to be stable (900s; --ci 240s)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="morning-start: db_worker processes (1)"
+    )
     args = parser.parse_args()
+    if args.scenario == "morning-start":
+        return morning_start(args)
     from locust.util.timespan import parse_timespan
 
     run_time = args.run_time or ("20s" if args.ci else "60s")
@@ -539,20 +1083,9 @@ def main() -> int:
 
         connections.close_all()  # the forked-off processes get their own
 
-        def kind_env(relay: Relay) -> dict[str, str]:
-            return {
-                **env,
-                # Each kind has its own token cache: a catalog fetched through one relay must
-                # not send the other kind's calls through it.
-                "CACHE_URL": f"filecache://{work / ('cache-' + relay.name)}",
-                "OS_CLIENT_CONFIG_FILE": str(
-                    relay.clouds_yaml(devcloud.clouds_yaml, work / f"clouds-{relay.name}.yaml")
-                ),
-            }
-
         port = free_port()
-        processes.append(start_gunicorn(kind_env(relays[0]), port))
-        processes.extend(start_workers(1, kind_env(relays[1])))
+        processes.append(start_gunicorn(kind_env(env, devcloud, relays[0]), port))
+        processes.extend(start_workers(1, kind_env(env, devcloud, relays[1])))
         print(f"setup done in {time.monotonic() - began:.0f} s; gunicorn on port {port}")
         devcloud.faults.clear_requests()
         for relay in relays:
@@ -587,7 +1120,7 @@ def main() -> int:
         from portal.models import VmTemplate
 
         template = VmTemplate.objects.get(name="load")
-        groups = process_groups(processes[0], processes[1], load, devcloud)
+        groups = process_groups(processes[0], [processes[1]], load, devcloud)
         while not ready_file.exists() and load.poll() is None:
             time.sleep(0.05)
         cpu_ready = cpu_sample(groups, database_name)
@@ -761,7 +1294,7 @@ def report(
     ]
     shares = " | ".join(f"{share * 100:.0f} %" for share in others)
     out(f"| everything else (other people's work) | {shares} |")
-    web = "gunicorn (2 workers)"
+    web = next(name for name in ready if name.startswith("gunicorn"))
     per_request = []
     for (_, before, after), figures in zip(phases, (bare, card), strict=True):
         if figures:
