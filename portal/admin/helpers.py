@@ -8,6 +8,7 @@ anyone else is refused with 403 before Django looks at it, so no operation can s
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -329,17 +330,22 @@ def attach_last_operations(rows: Iterable[Any]) -> None:
         row.last_op = found.get(getattr(row, "last_op_id", None))
 
 
+LAST_OPERATION_CHARS = 70
+
+
 def last_operation_cell(row: Any) -> SafeString:
     op: Operation | None = getattr(row, "last_op", None)
     if op is None:
         return SafeString("—")
     text = op.message_text
+    # Truncator's answer for a short text, without building one for each row.
+    short = len(text) <= LAST_OPERATION_CHARS and unicodedata.is_normalized("NFC", text)
     return format_html(
         '{} {}<br><span class="cs-muted" title="{}">{}</span>',
         change_link(op, operation_label(op)),
         operation_state_badge(op),
         text,
-        Truncator(text).chars(70),
+        text if short else Truncator(text).chars(LAST_OPERATION_CHARS),
     )
 
 
