@@ -21,10 +21,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import services
 from portal.admin import result_rows
 from portal.admin.status_page import ROW_FIELDS
 from portal.models import Batch, Drift, FloatingIP, Instance, Operation, Project, Soldier
-from portal.status import MERGED_STATUS_FIELDS, Audience, merged_status
+from portal.status import MERGED_STATUS_FIELDS, STATUS_KEYS, Audience, merged_status
 from tests.console.conftest import logged_in
 from tests.integration.conftest import make_soldier, recorded_calls, unique
 
@@ -261,3 +262,33 @@ def test_a_vm_loaded_with_the_status_fields_only_decodes_without_a_query() -> No
                         assert decoded.explanation == full[vm.pk].explanation
         assert len(queries) == 0, [q["sql"] for q in queries]
         assert {"building", "error", "unknown", "running", "guest_off"} <= keys
+
+
+def test_the_status_filter_finds_exactly_the_vms_the_decoder_names() -> None:
+    """The list filter decodes groups of alike VMs, not each VM: it must pick the same VMs."""
+    populate(20)
+    Instance.objects.filter(
+        pk__in=Instance.objects.filter(status="ACTIVE").values("pk")[:2]
+    ).update(deleted_outside_portal=True)
+    Instance.objects.filter(status="SHUTOFF").update(power_state=None, last_error="")
+    # No status from the cloud: a failed action if the portal has an error for it, else unknown.
+    blank = list(Instance.objects.filter(status="SHUTOFF").values_list("pk", flat=True)[:2])
+    Instance.objects.filter(pk=blank[0]).update(status="", last_error="boom")
+    Instance.objects.filter(pk=blank[1]).update(status="", last_error="")
+    queued = Instance.objects.filter(status="ERROR").first()
+    assert queued is not None
+    op = Operation.objects.create(kind=Operation.Kind.POWER, instance=queued)
+    Instance.objects.filter(pk=queued.pk).update(pending_action="stop", pending_operation=op)
+    vms = list(Instance.objects.select_related("pending_operation"))
+    seen = set()
+    for key, _label in STATUS_KEYS:
+        expected = {vm.pk for vm in vms if merged_status(vm, audience=Audience.STAFF).key == key}
+        found = set(
+            services.instances_with_status(Instance.objects.all(), key).values_list("pk", flat=True)
+        )
+        assert found == expected, key
+        seen |= found
+    assert seen == {vm.pk for vm in vms}
+    assert {"failed", "unknown", "gone", "queued", "stopped"} <= {
+        merged_status(vm).key for vm in vms
+    }
