@@ -6,6 +6,7 @@ CSS classes, the empty-value text, the row's change URL with the list's filters 
 time. Here those decisions are made once per column and once per page, and each cell only reads
 its value and formats it with the admin's own ``display_for_field`` / ``display_for_value``; the
 markup is byte for byte the admin's (``tests/console/test_console_cost.py`` compares the two).
+A row comes as one item, its cells joined, which ``change_list_results.html`` writes the same.
 
 Lists this does not cover (editable lists, popups, columns that are neither a model field nor a
 method of the ``ModelAdmin``) go to the admin's own code unchanged.
@@ -48,7 +49,9 @@ def results(cl: ChangeList) -> Iterator[admin_list.ResultList]:
         yield from admin_list.results(cl)
         return
     for row in cl.result_list:
-        yield admin_list.ResultList(None, [cell(row) for cell in cells])
+        # One item of the row's cells side by side: the template writes a row's items one after
+        # the other anyway, and rendering one variable is cheaper than rendering nine.
+        yield admin_list.ResultList(None, [SafeString("".join([cell(row) for cell in cells]))])
 
 
 def result_list(cl: ChangeList) -> dict[str, Any]:
