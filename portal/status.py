@@ -310,6 +310,26 @@ _ACTION_KEYS = {
 _SHOWS_OWN_ERROR = frozenset({StatusKey.ERROR, StatusKey.FAILED, StatusKey.QUEUED})
 
 
+# Every field of an ``Instance`` that ``merged_status`` reads, its wording included, for pages
+# that load only the columns they show (``QuerySet.only``): a field missing here would cost
+# those pages one query per row (tests/console/test_console_cost.py counts them).
+MERGED_STATUS_FIELDS = (
+    "status",
+    "vm_state",
+    "task_state",
+    "power_state",
+    "pending_action",
+    "pending_operation__kind",
+    "pending_operation__state",
+    "pending_operation__step",
+    "pending_operation__started_at",
+    "deleted_outside_portal",
+    "last_error",
+    "fault",
+    "created_at",
+)
+
+
 def build_slow_after() -> timedelta:
     """How long a build may take before people are told it is slower than usual."""
     return timedelta(seconds=float(settings.STATUS_BUILD_SLOW_SECONDS))

@@ -15,7 +15,7 @@ from portal.status import STATUS_KEYS
 
 
 class MergedStatusFilter(admin.SimpleListFilter):
-    """The decoder's status, computed from the mirror's fields (one query, no cloud call)."""
+    """The decoder's status, worked out from the mirror's fields (no cloud call)."""
 
     title = _("status")
     parameter_name = "merged_status"
@@ -27,7 +27,7 @@ class MergedStatusFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return None
-        return queryset.filter(pk__in=services.instance_ids_by_status(queryset, value))
+        return services.instances_with_status(queryset, value)
 
 
 class DischargeWithinFilter(admin.SimpleListFilter):

@@ -7,6 +7,8 @@ anyone else is refused with 403 before Django looks at it, so no operation can s
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -16,16 +18,17 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Model, OuterRef, QuerySet, Subquery
+from django.db.models import Choices, Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from portal import services
+from portal.admin.markup import format_html
 from portal.models import Batch, Operation
 from portal.status import Audience, merged_status
 from portal.templatetags import portal_ui
@@ -71,6 +74,18 @@ class ConsoleAdmin(admin.ModelAdmin):
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return can_operate(request)
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        """Django's row checkbox, written out: its widget renders a template per row.
+
+        The markup is the widget's own (a unit test compares the two).
+        """
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            format_html(_("Select this object for an action - {}"), str(obj)),
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -182,8 +197,24 @@ def report(
     return None
 
 
+@functools.cache
+def _choice_labels(choices: type[Choices]) -> dict[Any, Any]:
+    return dict(choices.choices)  # lazy labels: translated when shown
+
+
+def choice_label(choices: type[Choices], value: Any) -> str:
+    """What ``get_<field>_display()`` says, without rebuilding the field's choices on each call.
+
+    An unknown value is shown as it is, as Django does.
+    """
+    label = _choice_labels(choices).get(value)
+    if label is None:
+        return "" if value is None else str(value)
+    return str(label)
+
+
 def operation_label(op: Operation) -> str:
-    return f"{op.get_kind_display()} #{op.pk}"
+    return f"{choice_label(Operation.Kind, op.kind)} #{op.pk}"
 
 
 def selected_ids(request: HttpRequest) -> list[str]:
@@ -239,7 +270,9 @@ OPERATION_TONES: dict[str, str] = {
 
 
 def operation_state_badge(op: Operation) -> SafeString:
-    return tone_badge(op.get_state_display(), OPERATION_TONES.get(op.state, "grey"))
+    return tone_badge(
+        choice_label(Operation.State, op.state), OPERATION_TONES.get(op.state, "grey")
+    )
 
 
 def kst(value: datetime | None, original: str = "") -> SafeString:
@@ -253,12 +286,30 @@ def request_ids(op: Operation) -> SafeString:
     return format_html_join(" ", '<code class="cs-reqid">{}</code>', ((i,) for i in ids))
 
 
+# A stand-in id: a list links every row to the same URL but for the id, so the URL is
+# reversed once per model (and script prefix) and each row's id put in its place.
+_PK_SLOT = "__pk__"
+_CHANGE_URLS: dict[tuple[str, str | None, str], tuple[str, str]] = {}
+
+
+def change_url(obj: Model) -> str:
+    """``reverse("admin:<app>_<model>_change", args=[obj.pk])`` for a row of a list."""
+    opts = obj._meta
+    name = f"admin:{opts.app_label}_{opts.model_name}_change"
+    if not isinstance(obj.pk, int):
+        return reverse(name, args=[obj.pk])
+    key = (get_script_prefix(), get_urlconf(), name)
+    halves = _CHANGE_URLS.get(key)
+    if halves is None:
+        before, _slot, after = reverse(name, args=[_PK_SLOT]).partition(_PK_SLOT)
+        halves = _CHANGE_URLS[key] = (before, after)
+    return f"{halves[0]}{obj.pk}{halves[1]}"
+
+
 def change_link(obj: Model | None, text: Any = None) -> SafeString:
     if obj is None:
         return SafeString("—")
-    opts = obj._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
+    return format_html('<a href="{}">{}</a>', change_url(obj), obj if text is None else text)
 
 
 def last_operation_subquery(field: str) -> Subquery:
@@ -272,9 +323,14 @@ def attach_last_operations(rows: Iterable[Any]) -> None:
     """Load the operations named by ``last_op_id`` in one query and hang them on the rows."""
     rows = list(rows)
     wanted = [r.last_op_id for r in rows if getattr(r, "last_op_id", None)]
-    found = Operation.objects.in_bulk(wanted) if wanted else {}
+    # Only what ``last_operation_cell`` shows: the JSON columns cost a decode per row.
+    shown = Operation.objects.only("kind", "state", "message", "message_params")
+    found = shown.in_bulk(wanted) if wanted else {}
     for row in rows:
         row.last_op = found.get(getattr(row, "last_op_id", None))
+
+
+LAST_OPERATION_CHARS = 70
 
 
 def last_operation_cell(row: Any) -> SafeString:
@@ -282,12 +338,14 @@ def last_operation_cell(row: Any) -> SafeString:
     if op is None:
         return SafeString("—")
     text = op.message_text
+    # Truncator's answer for a short text, without building one for each row.
+    short = len(text) <= LAST_OPERATION_CHARS and unicodedata.is_normalized("NFC", text)
     return format_html(
         '{} {}<br><span class="cs-muted" title="{}">{}</span>',
         change_link(op, operation_label(op)),
         operation_state_badge(op),
         text,
-        Truncator(text).chars(70),
+        text if short else Truncator(text).chars(LAST_OPERATION_CHARS),
     )
 
 
@@ -300,4 +358,13 @@ class LastOperationChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
+        # The page's rows only (not ``self.queryset``, which the exports and actions read whole):
+        # the joins and columns the list shows, so each row converts and builds only those.
+        only = getattr(self.model_admin, "list_only", None)
+        if only:
+            joins = self.list_select_related
+            assert isinstance(joins, list | tuple), "list_only goes with list_select_related"
+            self.result_list = (
+                self.result_list.select_related(None).select_related(*joins).only(*only)
+            )
         attach_last_operations(self.result_list)

@@ -10,7 +10,6 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -28,6 +27,7 @@ from portal.admin.helpers import (
     tone_badge,
 )
 from portal.admin.inlines import InstanceInline, SoldierOperationInline
+from portal.admin.markup import format_html
 from portal.admin.roster import RosterAdminMixin
 from portal.models import Operation, Soldier
 from portal.openstack.types import ServerStatus

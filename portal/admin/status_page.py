@@ -8,17 +8,40 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from portal import services
-from portal.admin.helpers import require_operator
+from portal.admin.helpers import change_url, require_operator
 from portal.admin.live import live_response
-from portal.models import Instance
+from portal.admin.markup import format_html
+from portal.models import Instance, power_state_label
 from portal.openstack import OpenStackError
-from portal.status import ATTENTION_KEYS, Audience, merged_status
+from portal.status import (
+    ATTENTION_KEYS,
+    MERGED_STATUS_FIELDS,
+    Audience,
+    MergedStatus,
+    merged_status,
+)
+from portal.templatetags.portal_ui import kst, uptime
 
 PER_PAGE = 100
+# What a row shows: the page loads these columns only.
+ROW_FIELDS = (
+    *MERGED_STATUS_FIELDS,
+    "name",
+    "owner__name",
+    "owner__service_number",
+    "fixed_ip",
+    "floating_ip",
+    "launched_at",
+    "launched_at_raw",
+    "terminated_at",
+    "terminated_at_raw",
+    "running_since",
+)
 
 
 def status_view(request: HttpRequest) -> HttpResponse:
@@ -26,13 +49,15 @@ def status_view(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     with_deleted = request.GET.get("deleted") == "1"
     instances = (
-        Instance.objects.all() if with_deleted else services.live_instances()
-    ).select_related("owner", "pending_operation")
+        (Instance.objects.all() if with_deleted else services.live_instances())
+        .select_related("owner", "pending_operation")
+        .only(*ROW_FIELDS)
+    )
     page = Paginator(instances.order_by("owner__service_number", "name", "pk"), PER_PAGE).get_page(
         request.GET.get("page")
     )
-    rows = [(instance, merged_status(instance, audience=Audience.STAFF)) for instance in page]
-    moving = sum(1 for _instance, st in rows if st.transitional)
+    decoded = [(instance, merged_status(instance, audience=Audience.STAFF)) for instance in page]
+    moving = sum(1 for _instance, st in decoded if st.transitional)
     counts = services.status_counts()
     # Counted over every live VM, not this page: one broken VM on page 3 is still news.
     attention = sum(s.count for s in counts if s.key in ATTENTION_KEYS)
@@ -62,7 +87,7 @@ def status_view(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": _("VM status"),
         "is_nav_sidebar_enabled": False,  # the table needs the width
-        "rows": rows,
+        "rows": [status_row(instance, st) for instance, st in decoded],
         "page": page,
         "with_deleted": with_deleted,
         "counts": counts,
@@ -74,6 +99,59 @@ def status_view(request: HttpRequest) -> HttpResponse:
     return live_response(
         request, "admin/portal/status.html", context, polling=bool(moving), milestone=str(moving)
     )
+
+
+def status_row(instance: Instance, st: MergedStatus) -> SafeString:
+    """One VM's row of the status table.
+
+    Written here rather than in the template: a hundred rows of twelve cells through template
+    tags and filters were most of the page's time (and of every 2 s poll).
+    """
+    power = instance.power_state
+    return format_html(
+        "<tr>"
+        '<th scope="row"><a href="{}">{}</a></th>'
+        '<td>{} <span class="cs-muted">{}</span></td>'
+        '<td><span class="{}">{}</span></td>'
+        "<td>{}{}</td>"
+        "<td><code>{}</code></td>"
+        "<td><code>{}</code></td>"
+        "<td><code>{}</code></td>"
+        "<td>{}{}</td>"
+        "<td>{}{}</td>"
+        "<td>{}{}</td>"
+        "<td>{}</td>"
+        "<td>{}{}{}</td>"
+        "</tr>",
+        change_url(instance),
+        instance.name,
+        instance.owner.name,
+        instance.owner.service_number,
+        st.css_class,
+        st.label,
+        instance.fixed_ip or "—",
+        format_html("<br><strong>{}</strong>", instance.floating_ip)
+        if instance.floating_ip
+        else "",
+        instance.status or "—",
+        instance.vm_state or "—",
+        instance.task_state or "—",
+        power_state_label(power),
+        "" if power is None else format_html(' <span class="cs-muted">({})</span>', power),
+        kst(instance.launched_at, instance.launched_at_raw),
+        _raw_time(instance.launched_at_raw),
+        kst(instance.terminated_at, instance.terminated_at_raw),
+        _raw_time(instance.terminated_at_raw),
+        uptime(instance) or "—",
+        st.explanation,
+        format_html(" <strong>{}</strong>", st.next_step) if st.next_step else "",
+        format_html('<br><span class="cs-problem">{}</span>', st.problem) if st.problem else "",
+    )
+
+
+def _raw_time(original: str) -> SafeString | str:
+    """Nova's own string under a shown time."""
+    return format_html('<br><code class="cs-muted">{}</code>', original) if original else ""
 
 
 def measure_capacity(request: HttpRequest) -> HttpResponse:

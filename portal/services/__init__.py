@@ -52,7 +52,7 @@ from portal.services.onboarding import (
 )
 from portal.services.overview import (
     console_dashboard,
-    instance_ids_by_status,
+    instances_with_status,
     live_instances,
     status_counts,
 )

@@ -1,5 +1,10 @@
 """Cost does not grow with N: console pages make no cloud call, and as many SQL queries at 10
-VMs as at 200 (the status decoder, the last operation and the links are loaded in bulk)."""
+VMs as at 200 (the status decoder, the last operation and the links are loaded in bulk).
+
+The lists' rows are made by ``portal.admin.result_rows`` and the status page's by
+``status_page.status_row``, both from only the columns they show: the tests below also hold
+those rows to the admin's own, and the columns to what the status decoder reads.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib import admin
+from django.contrib.admin.templatetags import admin_list
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import services
+from portal.admin import result_rows
+from portal.admin.status_page import ROW_FIELDS
 from portal.models import Batch, Drift, FloatingIP, Instance, Operation, Project, Soldier
+from portal.status import MERGED_STATUS_FIELDS, STATUS_KEYS, Audience, merged_status
 from tests.console.conftest import logged_in
 from tests.integration.conftest import make_soldier, recorded_calls, unique
 
@@ -156,3 +167,129 @@ def test_the_batch_page_and_its_poll_cost_the_same_at_10_and_200_rows(
     assert page_10 == page_200
     assert poll_10 == poll_200
     assert page_10[1] == poll_10[1] == 0
+
+
+def test_the_vm_and_soldier_lists_the_status_page_and_its_poll_cost_the_same_at_5_and_30_vms(
+    operator: Client,
+) -> None:
+    """Every row is on each page at both sizes, so one query per row would show as 25 more."""
+    pages = {
+        "VM list": (reverse("admin:portal_instance_changelist"), {}),
+        "soldier list": (reverse("admin:portal_soldier_changelist"), {}),
+        "status page": (reverse("admin:portal_status"), {}),
+        # Some VMs are building: the live part answers (200, not htmx's 286 "stop polling").
+        "status poll": (reverse("admin:portal_status"), {"HX-Request": "true"}),
+    }
+    found: dict[tuple[str, int], tuple[int, int]] = {}
+    for n in (5, 30):
+        Instance.objects.all().delete()
+        Operation.objects.all().delete()
+        FloatingIP.objects.all().delete()
+        populate(n)
+        vms = list(Instance.objects.values_list("name", flat=True))
+        soldiers = list(Soldier.objects.values_list("name", flat=True))
+        assert len(vms) == n
+        for page, (url, headers) in pages.items():
+            operator.get(url, headers=headers)  # warm caches (content types, translations)
+            with recorded_calls() as calls, CaptureQueriesContext(connection) as queries:
+                response = operator.get(url, headers=headers)
+            assert response.status_code == 200, page
+            html = response.content.decode()
+            shown = soldiers if page == "soldier list" else vms
+            assert all(name in html for name in shown), page  # every row is on the page
+            found[page, n] = len(queries), len(calls.exchanges)
+    for page in pages:
+        assert found[page, 5] == found[page, 30], (page, found[page, 5], found[page, 30])
+        assert found[page, 5][1] == 0, page
+
+
+@pytest.mark.parametrize(
+    ("model", "query"),
+    [
+        (Instance, ""),
+        (Instance, "?o=3.-1&has_drift=no&power_state__exact=1"),
+        (Instance, "?q=vm"),
+        (Soldier, ""),
+        (Soldier, "?o=-2&state__exact=pending"),
+        (FloatingIP, ""),
+    ],
+)
+def test_the_console_rows_are_the_admins_own_rows(
+    model: Any, query: str, operator_user: Any
+) -> None:
+    """``result_rows`` only works out each column once: every cell is what the admin makes."""
+    populate(12)
+    model_admin = admin.site._registry[model]
+    request = RequestFactory().get(
+        reverse(f"admin:portal_{model._meta.model_name}_changelist") + query
+    )
+    request.user = operator_user
+    changelist = model_admin.get_changelist_instance(request)
+    assert changelist.result_count > 0
+    assert result_rows._plan(changelist) is not None  # the fast rows, not the fallback
+    # A fast row is one item, its cells side by side: the template writes them so anyway.
+    fast = ["".join(row) for row in result_rows.results(changelist)]
+    assert fast == ["".join(row) for row in admin_list.results(changelist)]
+    if model is not FloatingIP:  # a list with actions: operators get the checkbox column
+        assert fast[0].startswith('<td class="action-checkbox">')
+
+
+def test_the_row_checkbox_is_the_admins_widget(operator_user: Any) -> None:
+    populate(2)
+    model_admin = admin.site._registry[Instance]
+    for vm in Instance.objects.all():
+        assert model_admin.action_checkbox(vm) == admin.ModelAdmin.action_checkbox(model_admin, vm)
+
+
+def test_a_vm_loaded_with_the_status_fields_only_decodes_without_a_query() -> None:
+    """The lists and the status page load only these columns: the decoder must need no other."""
+    populate(10)
+    Instance.objects.filter(status="ERROR").update(fault="No valid host was found")
+    Instance.objects.filter(status="SHUTOFF").update(status="SHELVED")  # words from raw values
+    full = {
+        vm.pk: merged_status(vm, audience=Audience.STAFF)
+        for vm in Instance.objects.select_related("pending_operation")
+    }
+    for fields in (MERGED_STATUS_FIELDS, ROW_FIELDS):
+        lean = list(Instance.objects.select_related("pending_operation").only(*fields))
+        keys = set()
+        with CaptureQueriesContext(connection) as queries:
+            for vm in lean:
+                for audience in Audience:
+                    decoded = merged_status(vm, audience=audience)
+                    keys.add(decoded.key)
+                    if audience is Audience.STAFF:
+                        assert decoded.label == full[vm.pk].label
+                        assert decoded.explanation == full[vm.pk].explanation
+        assert len(queries) == 0, [q["sql"] for q in queries]
+        assert {"building", "error", "unknown", "running", "guest_off"} <= keys
+
+
+def test_the_status_filter_finds_exactly_the_vms_the_decoder_names() -> None:
+    """The list filter decodes groups of alike VMs, not each VM: it must pick the same VMs."""
+    populate(20)
+    Instance.objects.filter(
+        pk__in=Instance.objects.filter(status="ACTIVE").values("pk")[:2]
+    ).update(deleted_outside_portal=True)
+    Instance.objects.filter(status="SHUTOFF").update(power_state=None, last_error="")
+    # No status from the cloud: a failed action if the portal has an error for it, else unknown.
+    blank = list(Instance.objects.filter(status="SHUTOFF").values_list("pk", flat=True)[:2])
+    Instance.objects.filter(pk=blank[0]).update(status="", last_error="boom")
+    Instance.objects.filter(pk=blank[1]).update(status="", last_error="")
+    queued = Instance.objects.filter(status="ERROR").first()
+    assert queued is not None
+    op = Operation.objects.create(kind=Operation.Kind.POWER, instance=queued)
+    Instance.objects.filter(pk=queued.pk).update(pending_action="stop", pending_operation=op)
+    vms = list(Instance.objects.select_related("pending_operation"))
+    seen = set()
+    for key, _label in STATUS_KEYS:
+        expected = {vm.pk for vm in vms if merged_status(vm, audience=Audience.STAFF).key == key}
+        found = set(
+            services.instances_with_status(Instance.objects.all(), key).values_list("pk", flat=True)
+        )
+        assert found == expected, key
+        seen |= found
+    assert seen == {vm.pk for vm in vms}
+    assert {"failed", "unknown", "gone", "queued", "stopped"} <= {
+        merged_status(vm).key for vm in vms
+    }
