@@ -206,6 +206,8 @@ if SECURE_PROXY_SSL_HEADER:
     # Behind the proxy every request comes from it: count failed logins by the client's address.
     AXES_IPWARE_PROXY_COUNT = 1
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    # Axes reads the two above only through django-ipware (not installed): it asks this instead.
+    AXES_CLIENT_IP_CALLABLE = "portal.clientaddress.client_address"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True

@@ -36,6 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from portal.clientaddress import client_address
 from portal.models import Operation
 from portal.openstack.transport import Call, watch_calls
 
@@ -140,27 +141,6 @@ def record_request(request: HttpRequest, status: int, seconds: float) -> None:
 
 
 # --- who may scrape ---------------------------------------------------------------------------
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's address, as the portal's nearest trusted proxy saw it.
-
-    Behind a proxy (``BEHIND_TLS_PROXY``) the settings tell axes how many proxies there are
-    (``AXES_IPWARE_PROXY_COUNT``) and where they put the client (``AXES_IPWARE_META_PRECEDENCE_
-    ORDER``). Each proxy appends the address it saw to X-Forwarded-For, so the entry that many
-    places from the right is the one a client cannot forge; anything left of it can be.
-    """
-    proxies = settings.AXES_IPWARE_PROXY_COUNT or 0
-    for key in settings.AXES_IPWARE_META_PRECEDENCE_ORDER:
-        value = request.META.get(key, "")
-        if not value:
-            continue
-        if key == "REMOTE_ADDR":
-            return str(value)
-        hops = [hop.strip() for hop in str(value).split(",") if hop.strip()]
-        if proxies and len(hops) >= proxies:
-            return hops[-proxies]
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _allowed_address(address: str) -> bool:

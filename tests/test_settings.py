@@ -73,3 +73,22 @@ def test_every_variable_the_settings_read_is_documented_in_env_example() -> None
 
     assert len(read) > 15
     assert read - documented == set()
+
+
+def test_behind_the_proxy_lockouts_and_metrics_read_the_address_the_proxy_appended(
+    child_env: dict[str, str],
+) -> None:
+    # What tests/selfservice/test_login.py sets by hand for its proxy test, and why it must be set.
+    child_env["BEHIND_TLS_PROXY"] = "true"
+    dump = (
+        "import json; from django.conf import settings as s; print(json.dumps(["
+        "s.AXES_IPWARE_PROXY_COUNT, s.AXES_IPWARE_META_PRECEDENCE_ORDER, "
+        "s.AXES_CLIENT_IP_CALLABLE]))"
+    )
+    result = run_manage("shell", "-c", dump, env=child_env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        1,
+        ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"],
+        "portal.clientaddress.client_address",
+    ]

@@ -113,6 +113,25 @@ def test_failed_logins_lock_out_the_username_from_that_address_and_say_until_whe
     assert elsewhere.status_code == 302
 
 
+def test_behind_the_proxy_a_lockout_is_counted_against_the_client_not_the_proxy(
+    soldier_a: CloudSoldier, settings: Any
+) -> None:
+    # What BEHIND_TLS_PROXY sets: one proxy, which appends the client's address.
+    settings.AXES_IPWARE_PROXY_COUNT = 1
+    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    settings.AXES_CLIENT_IP_CALLABLE = "portal.clientaddress.client_address"
+    settings.AXES_FAILURE_LIMIT = 2
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    # The attacker names another address first; the proxy's own entry is the last one.
+    attacker = {**proxy, "HTTP_X_FORWARDED_FOR": "198.51.100.7, 203.0.113.66"}
+    for _ in range(2):
+        login(browser(), soldier_a.username, "wrong", **attacker)
+    assert login(browser(), soldier_a.username, soldier_a.password, **attacker).status_code == 429
+    # The soldier, through the same proxy from his own address (the one the attacker named too).
+    own = {**proxy, "HTTP_X_FORWARDED_FOR": "198.51.100.7"}
+    assert login(browser(), soldier_a.username, soldier_a.password, **own).status_code == 302
+
+
 def test_a_locked_out_username_does_not_lock_out_others_behind_the_same_address(
     soldier_a: CloudSoldier, soldier_b: CloudSoldier, settings: Any
 ) -> None:
