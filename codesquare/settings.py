@@ -106,6 +106,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+# A session read is a cache read (the database is asked on a miss only): a soldier's page polls
+# every 2 s, and loading the session from the database was a good part of each poll.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# A poll that finds nothing new answers "unchanged" from the cache alone (portal/pollcache.py).
+# That needs a cache every process shares: the workers' writes must reach the web processes.
+POLL_FAST_PATH = env.bool(
+    "POLL_FAST_PATH",
+    default=not CACHES["default"]["BACKEND"].endswith(("LocMemCache", "DummyCache")),
+)
+# How long a poll's cached versions and session checks live at most (the safety net; writes
+# drop them at once).
+POLL_CACHE_SECONDS = env.float("POLL_CACHE_SECONDS", default=60)
 
 TASKS = {
     "default": {

@@ -11,12 +11,14 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         # The engine's wiring, explicit and in one place: which kinds it runs, which task queues
         # an operation. (The task module imports the engine, never the reverse.)
-        from portal import tasks
+        from portal import pollcache, tasks
         from portal.operations import engine, registry
         from portal.operations.kinds import KIND_MODULES
 
         registry.install(KIND_MODULES)
         engine.use_task(tasks.operation_run)
+        # Writes tell the pollers' cache (portal.pollcache) that a card or a session changed.
+        pollcache.connect_signals()
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

@@ -7,6 +7,7 @@ operation (one join) and its last operation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,14 @@ from portal.models import Instance, Operation, Soldier
 from portal.openstack.types import ServerStatus
 from portal.operations import registry
 from portal.services.selfservice import soldier_delete_allowed
-from portal.status import Audience, MergedStatus, StatusKey, merged_status
+from portal.status import (
+    Audience,
+    MergedStatus,
+    StatusKey,
+    build_slow_after,
+    merged_status,
+    uptime,
+)
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,22 @@ class Card:
             return ""
         action = op.params.get("action") if isinstance(op.params, dict) else None
         return str(_ACTION_NAMES.get(str(action), op.get_kind_display()))
+
+    def words_change_at(self, now: datetime) -> datetime | None:
+        """When the card's words change with the clock alone (None: not before something is
+        written): a build turns "slower than usual", an uptime ticks to its next minute."""
+        instance = self.instance
+        times: list[datetime] = []
+        if self.status.key == StatusKey.BUILDING:
+            # As portal.status._building_text decides it.
+            op = instance.pending_operation if instance.pending_action else None
+            started = getattr(op, "started_at", None) or instance.created_at
+            if started is not None and now - started <= build_slow_after():
+                times.append(started + build_slow_after())
+        up = uptime(instance, now=now) if self.running and instance.running_since else None
+        if up is not None:
+            times.append(now + timedelta(seconds=60 - up.total_seconds() % 60))
+        return min(times, default=None)
 
 
 def _actions(status: MergedStatus) -> list[Action]:

@@ -29,9 +29,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from portal import services
+from portal import pollcache, services
 from portal.models import Instance, Operation, SshKey
-from portal.selfservice import auth
+from portal.pollstats import record_poll
+from portal.selfservice import auth, poll
 from portal.selfservice.access import get_instance_for_soldier, request_soldier, soldier_view
 from portal.selfservice.cards import ACTIONS, card_for, cards_for
 from portal.selfservice.forms import (
@@ -148,13 +149,39 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html", context)
 
 
-@soldier_view
 @require_GET
 def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
-    """The card's live part, for htmx polling; stops the polling (286) once the VM is stable."""
+    """The card's live part, for htmx polling: 204 while nothing changed (decided from the
+    cache, portal/selfservice/poll.py), the card otherwise, with the stop-polling status (286)
+    once the VM is stable."""
+    if poll.card_unchanged(request, pk):
+        record_poll("vm_card", changed=False)
+        return poll.unchanged_response()
+    # Read before the user and the VM are: see portal/pollcache.py.
+    return _vm_card(request, pk, poll.auth_generation(request))
+
+
+@soldier_view
+def _vm_card(request: HttpRequest, pk: int, generation: str | None) -> HttpResponse:
+    soldier = request_soldier(request)
+    poll.remember_auth(request, generation, soldier)
+    version = pollcache.vm_version(pk) if pollcache.enabled() else ""
+    if version and poll.seen_still_current(request, pk, soldier.pk, version):
+        record_poll("vm_card", changed=False)
+        return poll.unchanged_response()
     card = card_for(get_instance_for_soldier(request, pk))
-    context = {"card": card, "seen": request.GET.get("seen", "")}
+    seen = request.GET.get("seen", "")
+    context = {
+        "card": card,
+        "seen": poll.seen_key(seen) if seen else "",
+        "seen_value": poll.seen_value(
+            card, soldier_id=soldier.pk, version=version, now=timezone.now()
+        )
+        if version
+        else "",
+    }
     response = render(request, "portal/home.html#vm-card", context)
+    record_poll("vm_card", changed=True)
     if not card.poll:
         stop = HttpResponseStopPolling(response.content)
         stop["Content-Type"] = response["Content-Type"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
@@ -31,6 +32,16 @@ def _static_files_without_a_manifest(settings: Any) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _poll_fast_path(settings: Any) -> Iterator[None]:
+    """The polls answer from the cache as deployed: the test process is the only one writing, so
+    its per-process cache carries every invalidation (and is emptied between tests)."""
+    settings.POLL_FAST_PATH = True
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def browser() -> Client:
