@@ -1,5 +1,6 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,7 +19,10 @@ class PortalConfig(AppConfig):
         registry.install(KIND_MODULES)
         engine.use_task(tasks.operation_run)
         # Writes tell the pollers' cache (portal.pollcache) that a card or a session changed.
-        pollcache.connect_signals()
+        for label, receiver in pollcache.receivers():
+            model = apps.get_model(label)
+            for signal in (post_save, post_delete):
+                signal.connect(receiver, sender=model, dispatch_uid=f"pollcache:{label}")
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

@@ -125,18 +125,11 @@ def _user_written(sender: Any, instance: Any, **kwargs: Any) -> None:
     users_changed([instance.pk])
 
 
-def connect_signals() -> None:
-    """Called once from ``PortalConfig.ready``."""
-    from django.contrib.auth import get_user_model
-    from django.db.models.signals import post_delete, post_save
-
-    from portal.models import Instance, Operation, Soldier
-
-    for model, receiver in (
-        (Instance, _instance_written),
-        (Operation, _operation_written),
-        (Soldier, _soldier_written),
-        (get_user_model(), _user_written),
-    ):
-        for signal in (post_save, post_delete):
-            signal.connect(receiver, sender=model, dispatch_uid=f"pollcache:{model.__name__}")
+def receivers() -> list[tuple[str, Any]]:
+    """(model label, receiver) for ``post_save`` and ``post_delete``; wired in ``PortalConfig``."""
+    return [
+        ("portal.Instance", _instance_written),
+        ("portal.Operation", _operation_written),
+        ("portal.Soldier", _soldier_written),
+        (settings.AUTH_USER_MODEL, _user_written),
+    ]

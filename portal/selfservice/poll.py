@@ -67,7 +67,12 @@ def _still_current(seen: str, pk: int, soldier_id: Any, version: str | None) -> 
 def card_unchanged(request: HttpRequest, pk: int) -> bool:
     """Whether the poll may answer 204 without the database (the session read is a cache read)."""
     seen = request.GET.get("seen", "")
-    if not pollcache.enabled() or not getattr(request, "htmx", False) or seen.count(".") != 2:
+    if (
+        request.method != "GET"
+        or not pollcache.enabled()
+        or not getattr(request, "htmx", False)
+        or seen.count(".") != 2
+    ):
         return False
     session = request.session
     user_id = session.get(SESSION_KEY)

@@ -149,7 +149,6 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html", context)
 
 
-@require_GET
 def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
     """The card's live part, for htmx polling: 204 while nothing changed (decided from the
     cache, portal/selfservice/poll.py), the card otherwise, with the stop-polling status (286)
@@ -162,6 +161,7 @@ def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @soldier_view
+@require_GET
 def _vm_card(request: HttpRequest, pk: int, generation: str | None) -> HttpResponse:
     soldier = request_soldier(request)
     poll.remember_auth(request, generation, soldier)

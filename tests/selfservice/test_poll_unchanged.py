@@ -42,7 +42,8 @@ def primed(client: Any, pk: int, first_seen: str) -> str:
     full = poll(client, pk, first_seen)
     assert full.status_code == 200, full
     seen = seen_of(full)
-    assert seen.count(".") == 2 and seen.startswith(f"{first_seen}.")
+    assert seen.count(".") == 2
+    assert seen.startswith(f"{first_seen}.")
     assert poll(client, pk, seen).status_code == 204
     return seen
 
