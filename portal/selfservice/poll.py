@@ -12,6 +12,7 @@ to the full view, which checks everything in the database and re-primes the cach
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,36 +65,44 @@ def _still_current(seen: str, pk: int, soldier_id: Any, version: str | None) -> 
     return constant_time_compare(mac, _mac(pk, soldier_id, version, key, until))
 
 
-def card_unchanged(request: HttpRequest, pk: int) -> bool:
-    """Whether the poll may answer 204 without the database (the session read is a cache read)."""
-    seen = request.GET.get("seen", "")
-    if (
-        request.method != "GET"
-        or not pollcache.enabled()
-        or not getattr(request, "htmx", False)
-        or seen.count(".") != 2
-    ):
-        return False
+@dataclass(frozen=True)
+class Check:
+    """What the cache alone says about a card poll."""
+
+    # The session's soldier, when the cached auth state still vouches for the session.
+    soldier_id: int | None = None
+    # The VM's version token as read before any row (None: none in the cache).
+    version: str | None = None
+    # Nothing changed since the poller's card was rendered: 204.
+    unchanged: bool = False
+
+
+def check(request: HttpRequest, pk: int) -> Check:
+    """The cache's view of this poll (the session read is a cache read too); no database."""
+    if request.method != "GET" or not pollcache.enabled() or not getattr(request, "htmx", False):
+        return Check()
     session = request.session
     user_id = session.get(SESSION_KEY)
     session_hash = session.get(HASH_SESSION_KEY)
     backend = session.get(BACKEND_SESSION_KEY)
     if not (user_id and session_hash and backend):
-        return False
+        return Check()
     generation_key, auth_key = pollcache.auth_keys(user_id)
     vm_key = pollcache.vm_key(pk)
     found = cache.get_many([generation_key, auth_key, vm_key])
+    version = found.get(vm_key)
     entry = found.get(auth_key)
     if entry is None or found.get(generation_key) is None:
-        return False
+        return Check(version=version)
     generation, known_hash, soldier_id, known_backend = entry
     if (
         generation != found[generation_key]
         or known_backend != backend
         or not constant_time_compare(known_hash, session_hash)
     ):
-        return False
-    return _still_current(seen, pk, soldier_id, found.get(vm_key))
+        return Check(version=version)
+    seen = request.GET.get("seen", "")
+    return Check(soldier_id, version, _still_current(seen, pk, soldier_id, version))
 
 
 def auth_generation(request: HttpRequest) -> str | None:
@@ -129,11 +138,6 @@ def remember_auth(request: HttpRequest, generation: str | None, soldier: Soldier
         soldier_id=soldier.pk,
         backend=str(session.get(BACKEND_SESSION_KEY, "")),
     )
-
-
-def seen_still_current(request: HttpRequest, pk: int, soldier_id: int, version: str) -> bool:
-    """The full view's own check, once the database has approved the session."""
-    return _still_current(request.GET.get("seen", ""), pk, soldier_id, version)
 
 
 def unchanged_response() -> HttpResponse:

@@ -150,32 +150,53 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
-    """The card's live part, for htmx polling: 204 while nothing changed (decided from the
-    cache, portal/selfservice/poll.py), the card otherwise, with the stop-polling status (286)
-    once the VM is stable."""
-    if poll.card_unchanged(request, pk):
+    """The card's live part, for htmx polling: 204 while nothing changed, the card otherwise,
+    with the stop-polling status (286) once the VM is stable.
+
+    The session is checked against the cache first (portal/selfservice/poll.py): when the cache
+    vouches for it, neither "unchanged" nor a changed card loads the user from the database.
+    """
+    checked = poll.check(request, pk)
+    if checked.unchanged:
         record_poll("vm_card", changed=False)
         return poll.unchanged_response()
+    if checked.soldier_id is not None:
+        # The version is read before the VM is (see portal/pollcache.py).
+        version = checked.version or pollcache.vm_version(pk)
+        instance = get_object_or_404(
+            Instance.objects.select_related("pending_operation"),
+            pk=pk,
+            owner_id=checked.soldier_id,
+        )
+        return _card(request, instance, soldier_id=checked.soldier_id, version=version)
     # Read before the user and the VM are: see portal/pollcache.py.
-    return _vm_card(request, pk, poll.auth_generation(request))
+    generation = poll.auth_generation(request)
+    return _vm_card(request, pk, generation, checked.version)
 
 
 @soldier_view
 @require_GET
-def _vm_card(request: HttpRequest, pk: int, generation: str | None) -> HttpResponse:
+def _vm_card(
+    request: HttpRequest, pk: int, generation: str | None, version: str | None
+) -> HttpResponse:
     soldier = request_soldier(request)
     poll.remember_auth(request, generation, soldier)
-    version = pollcache.vm_version(pk) if pollcache.enabled() else ""
-    if version and poll.seen_still_current(request, pk, soldier.pk, version):
-        record_poll("vm_card", changed=False)
-        return poll.unchanged_response()
-    card = card_for(get_instance_for_soldier(request, pk))
+    if pollcache.enabled():
+        version = version or pollcache.vm_version(pk)
+    instance = get_instance_for_soldier(request, pk)
+    return _card(request, instance, soldier_id=soldier.pk, version=version or "")
+
+
+def _card(
+    request: HttpRequest, instance: Instance, *, soldier_id: int, version: str
+) -> HttpResponse:
+    card = card_for(instance)
     seen = request.GET.get("seen", "")
     context = {
         "card": card,
         "seen": poll.seen_key(seen) if seen else "",
         "seen_value": poll.seen_value(
-            card, soldier_id=soldier.pk, version=version, now=timezone.now()
+            card, soldier_id=soldier_id, version=version, now=timezone.now()
         )
         if version
         else "",

@@ -66,6 +66,17 @@ def test_an_unchanged_poll_answers_204_without_a_query_or_a_cloud_call(
     assert answer["Cache-Control"] == "no-store"
 
 
+def test_a_changed_card_costs_one_query_when_the_cache_vouches_for_the_session(
+    soldier_a: CloudSoldier, queued_vm: Instance, django_assert_num_queries: Any
+) -> None:
+    seen = primed(soldier_a.client, queued_vm.pk, "queued")
+    Instance.objects.filter(pk=queued_vm.pk).update(name="renamed")
+    with django_assert_num_queries(1):  # the VM with its operation; no user, no session
+        answer = poll(soldier_a.client, queued_vm.pk, seen)
+    assert answer.status_code == 200
+    assert "renamed" in answer.content.decode()
+
+
 def test_the_page_itself_hands_the_first_poll_to_the_full_view(
     soldier_a: CloudSoldier, queued_vm: Instance
 ) -> None:
