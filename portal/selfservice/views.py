@@ -33,7 +33,12 @@ from portal import pollcache, services
 from portal.models import Instance, Operation, SshKey
 from portal.pollstats import record_poll
 from portal.selfservice import auth, poll
-from portal.selfservice.access import get_instance_for_soldier, request_soldier, soldier_view
+from portal.selfservice.access import (
+    get_instance_for_soldier,
+    get_instance_of,
+    request_soldier,
+    soldier_view,
+)
 from portal.selfservice.cards import ACTIONS, card_for, cards_for
 from portal.selfservice.forms import (
     LoginForm,
@@ -163,11 +168,7 @@ def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
     if checked.soldier_id is not None:
         # The version is read before the VM is (see portal/pollcache.py).
         version = checked.version or pollcache.vm_version(pk)
-        instance = get_object_or_404(
-            Instance.objects.select_related("pending_operation"),
-            pk=pk,
-            owner_id=checked.soldier_id,
-        )
+        instance = get_instance_of(pk, soldier_id=checked.soldier_id)
         return _card(request, instance, soldier_id=checked.soldier_id, version=version)
     # Read before the user and the VM are: see portal/pollcache.py.
     generation = poll.auth_generation(request)

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.http import Http404
 from django.utils import timezone
 
 from portal import services
 from portal.models import Instance, Operation, Soldier
 from portal.selfservice import poll as poll_module
+from portal.selfservice.access import get_instance_of
 from portal.services.sessions import end_portal_sessions
 from tests.integration.conftest import Cast, recorded_calls
 from tests.selfservice.conftest import CloudSoldier
@@ -71,10 +73,34 @@ def test_a_changed_card_costs_one_query_when_the_cache_vouches_for_the_session(
 ) -> None:
     seen = primed(soldier_a.client, queued_vm.pk, "queued")
     Instance.objects.filter(pk=queued_vm.pk).update(name="renamed")
-    with django_assert_num_queries(1):  # the VM with its operation; no user, no session
+    with django_assert_num_queries(2):  # the VM, its operation; no user, no session
         answer = poll(soldier_a.client, queued_vm.pk, seen)
     assert answer.status_code == 200
     assert "renamed" in answer.content.decode()
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+@pytest.mark.parametrize("vm", ["queued_vm", "running_vm"])
+def test_the_polls_loader_builds_the_rows_the_orm_builds(
+    vm: str, request: pytest.FixtureRequest
+) -> None:
+    instance: Instance = request.getfixturevalue(vm)
+    Instance.objects.filter(pk=instance.pk).update(
+        addresses={"private": [{"addr": "10.0.0.5"}]}, launched_at=timezone.now()
+    )
+    orm = Instance.objects.select_related("pending_operation").get(pk=instance.pk)
+    loaded = get_instance_of(instance.pk, soldier_id=instance.owner_id)
+    assert _fields(loaded) == _fields(orm)
+    assert {type(v) for v in _fields(loaded).values()} == {type(v) for v in _fields(orm).values()}
+    if orm.pending_operation is None:
+        assert loaded.pending_operation is None
+    else:
+        assert _fields(loaded.pending_operation) == _fields(orm.pending_operation)
+    with pytest.raises(Http404):
+        get_instance_of(instance.pk, soldier_id=instance.owner_id + 10_000)
 
 
 def test_the_page_itself_hands_the_first_poll_to_the_full_view(
