@@ -232,7 +232,20 @@ class Card:
         if op is None:
             return ""
         action = op.params.get("action") if isinstance(op.params, dict) else None
-        return str(_ACTION_NAMES.get(str(action), op.get_kind_display()))
+        # get_kind_display only when needed: it hashes every choice's lazy label (a poll's cost).
+        name = _ACTION_NAMES.get(str(action))
+        return str(name if name is not None else op.get_kind_display())
+
+    @property
+    def last_operation_state(self) -> str:
+        """The last operation's state in words (the enum's label: cheaper than the display)."""
+        op = self.last_operation
+        if op is None:
+            return ""
+        try:
+            return str(Operation.State(op.state).label)
+        except ValueError:
+            return str(op.state)
 
     def words_change_at(self, now: datetime) -> datetime | None:
         """When the card's words change with the clock alone (None: not before something is
