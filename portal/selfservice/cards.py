@@ -6,6 +6,7 @@ operation (one join) and its last operation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -179,7 +180,7 @@ class Card:
             return ""
         return f"ssh {ssh_user(self.instance.image_name)}@{address}"
 
-    @property
+    @functools.cached_property
     def progress(self) -> tuple[int, int] | None:
         """(steps done, steps) of the operation under way, for ``<progress>``."""
         op = self.instance.pending_operation if self.instance.pending_action else None
