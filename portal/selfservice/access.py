@@ -52,18 +52,20 @@ def get_instance_for_soldier(request: HttpRequest, pk: int) -> Instance:
 def get_instance_of(pk: int, *, soldier_id: int) -> Instance:
     """Soldier ``soldier_id``'s VM ``pk`` with its pending operation loaded, or 404.
 
-    Two fixed statements read through the database's own value converters, rather than the
+    One fixed statement read through the database's own value converters, rather than the
     ORM's select_related: compiling that join over two wide tables, and mapping its columns,
     cost more than half of a card poll that found news (bench_self_service). The rows come out
     as the ORM would build them (``Model.from_db``, the same converters per column).
     """
-    vm_sql, op_sql = _statements()
-    instance = next(iter(_rows(Instance, vm_sql, [pk, soldier_id])), None)
-    if instance is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(), [pk, soldier_id])
+        row = cursor.fetchone()
+    if row is None:
         raise Http404
-    pending = None
-    if instance.pending_operation_id is not None:
-        pending = next(iter(_rows(Operation, op_sql, [instance.pending_operation_id])), None)
+    split = len(Instance._meta.concrete_fields)
+    instance = _decode(Instance, row[:split])
+    op_row = row[split:]
+    pending = _decode(Operation, op_row) if op_row[0] is not None else None
     Instance.pending_operation.field.set_cached_value(instance, pending)
     return instance
 
@@ -71,19 +73,13 @@ def get_instance_of(pk: int, *, soldier_id: int) -> Instance:
 _Converter = Callable[[Any, Any, Any], Any]
 
 
-def _rows(model: Any, sql: str, params: list[Any]) -> list[Any]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+def _decode(model: Any, row: tuple[Any, ...]) -> Any:
     names, converters = _columns(model, connection.ops)
-    loaded = []
-    for row in rows:
-        values = list(row)
-        for index, expression, functions in converters:
-            for convert in functions:
-                values[index] = convert(values[index], expression, connection)
-        loaded.append(model.from_db(connection.alias, names, values))
-    return loaded
+    values = list(row)
+    for index, expression, functions in converters:
+        for convert in functions:
+            values[index] = convert(values[index], expression, connection)
+    return model.from_db(connection.alias, names, values)
 
 
 @functools.cache
@@ -101,16 +97,21 @@ def _columns(model: Any, ops: Any) -> tuple[list[str], list[tuple[int, Any, list
 
 
 @functools.cache
-def _statements() -> tuple[str, str]:
+def _statement() -> str:
     # Only the models' own table and column names go into the text; values are parameters.
+    # The operation's primary key comes first among its columns: NULL means none is pending.
     q = connection.ops.quote_name
+    vm, op = q(Instance._meta.db_table), q(Operation._meta.db_table)
 
-    def select(model: Any) -> str:
-        columns = ", ".join(q(f.column) for f in model._meta.concrete_fields)
-        return f"SELECT {columns} FROM {q(model._meta.db_table)}"  # noqa: S608
+    def columns(model: Any, table: str) -> str:
+        return ", ".join(f"{table}.{q(f.column)}" for f in model._meta.concrete_fields)
 
+    assert Operation._meta.concrete_fields[0].primary_key
     vm_pk, op_pk = q(str(Instance._meta.pk.column)), q(str(Operation._meta.pk.column))
     owner = q(Instance._meta.get_field("owner").column)
-    by_owner = f"{select(Instance)} WHERE {vm_pk} = %s AND {owner} = %s"
-    by_id = f"{select(Operation)} WHERE {op_pk} = %s"
-    return by_owner, by_id
+    pending = q(Instance._meta.get_field("pending_operation").column)
+    return (
+        f"SELECT {columns(Instance, vm)}, {columns(Operation, op)} FROM {vm} "  # noqa: S608
+        f"LEFT JOIN {op} ON {op}.{op_pk} = {vm}.{pending} "
+        f"WHERE {vm}.{vm_pk} = %s AND {vm}.{owner} = %s"
+    )
