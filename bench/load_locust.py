@@ -16,6 +16,7 @@ phases and line them up with devcloud's request log. Credentials come from a fil
 from __future__ import annotations
 
 import argparse
+import html
 import itertools
 import json
 import random
@@ -126,9 +127,16 @@ class Soldier(FastHttpUser):
         _in_flight += 1
         try:
             with self.client.get(url, name=name, catch_response=True, **options) as response:
-                # 200 while the VM is in transition; a 286 would stop the page's polling.
-                if response.status_code != 200:
+                # 200 while the VM is in transition, 204 for a card poll that found nothing new;
+                # a 286 would stop the page's polling.
+                ok = (200, 204) if name == "card poll" else (200,)
+                if response.status_code not in ok:
                     response.failure(f"{name} answered {response.status_code}")
+                elif name == "card poll" and response.status_code == 200:
+                    # As htmx does: the new card replaces the old, its seen goes with the next poll.
+                    seen = SEEN.search(response.text or "")
+                    if seen:
+                        self.seen = html.unescape(seen.group(1))
         finally:
             _in_flight -= 1
 

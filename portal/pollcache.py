@@ -48,7 +48,7 @@ def auth_keys(user_id: Any) -> tuple[str, str]:
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "POLL_FAST_PATH", False))
+    return bool(settings.POLL_FAST_PATH)
 
 
 def _ttl() -> float:

@@ -15,6 +15,8 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
+from portal.pollstats import record_poll
+
 
 def live_response(
     request: HttpRequest,
@@ -40,6 +42,11 @@ def live_response(
         response = HttpResponseStopPolling(
             render_to_string(f"{template}#live", context, request=request)
         )
+    if getattr(request, "htmx", False):
+        # These polls have no "unchanged" answer (the card's is in portal/selfservice/poll.py):
+        # every one renders the live part afresh.
+        match = request.resolver_match
+        record_poll(match.view_name if match else template, changed=True)
     response["Cache-Control"] = "no-store"
     return response
 
