@@ -117,7 +117,7 @@ POLL_FAST_PATH = env.bool(
 )
 # How long a poll's cached versions and session checks live at most (the safety net; writes
 # drop them at once).
-POLL_CACHE_SECONDS = env.float("POLL_CACHE_SECONDS", default=60)
+POLL_CACHE_SECONDS = env.float("POLL_CACHE_SECONDS", default=60.0)
 
 TASKS = {
     "default": {

@@ -73,3 +73,23 @@ def test_every_variable_the_settings_read_is_documented_in_env_example() -> None
 
     assert len(read) > 15
     assert read - documented == set()
+
+
+_POLL = (
+    "from django.conf import settings as s; "
+    "print(s.POLL_FAST_PATH, s.POLL_CACHE_SECONDS, s.SESSION_ENGINE.rsplit('.', 1)[-1])"
+)
+
+
+def test_polls_answer_from_the_cache_only_when_every_process_shares_it(
+    child_env: dict[str, str],
+) -> None:
+    def poll_settings(**env: str) -> str:
+        result = run_manage("shell", "-c", _POLL, env={**child_env, **env})
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert poll_settings() == "True 60.0 cached_db"  # the file cache: one machine's processes
+    assert poll_settings(CACHE_URL="locmemcache://") == "False 60.0 cached_db"
+    assert poll_settings(CACHE_URL="redis://127.0.0.1:6379/1") == "True 60.0 cached_db"
+    assert poll_settings(POLL_FAST_PATH="false", POLL_CACHE_SECONDS="5") == "False 5.0 cached_db"

@@ -257,3 +257,15 @@ def test_a_card_whose_words_change_with_the_clock_is_not_unchanged_past_that_tim
     later = types.SimpleNamespace(time=lambda: float(until))
     monkeypatch.setattr(poll_module, "time", later)
     assert poll(soldier_a.client, queued_vm.pk, seen).status_code == 200
+
+
+def test_without_a_shared_cache_every_poll_is_answered_from_the_database(
+    soldier_a: CloudSoldier, queued_vm: Instance, settings: Any
+) -> None:
+    seen = primed(soldier_a.client, queued_vm.pk, "queued")
+    settings.POLL_FAST_PATH = False  # what a per-process cache (locmemcache://) gets
+    answer = poll(soldier_a.client, queued_vm.pk, seen)
+    assert answer.status_code == 200
+    assert seen_of(answer) == "queued"  # no version handed out either
+    _deactivate_user(soldier_a.soldier)
+    assert poll(soldier_a.client, queued_vm.pk, "queued").status_code == 302
