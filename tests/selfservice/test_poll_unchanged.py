@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.http import Http404
 from django.utils import timezone
 
-from portal import services
+from portal import pollcache, services
 from portal.models import Instance, Operation, Soldier
 from portal.selfservice import poll as poll_module
 from portal.selfservice.access import get_instance_of
+from portal.selfservice.auth import KeystoneBackend
 from portal.services.sessions import end_portal_sessions
 from tests.integration.conftest import Cast, recorded_calls
 from tests.selfservice.conftest import CloudSoldier
@@ -269,3 +271,22 @@ def test_without_a_shared_cache_every_poll_is_answered_from_the_database(
     assert seen_of(answer) == "queued"  # no version handed out either
     _deactivate_user(soldier_a.soldier)
     assert poll(soldier_a.client, queued_vm.pk, "queued").status_code == 302
+
+
+def test_a_revocation_while_a_poll_loads_the_user_leaves_no_cached_approval(
+    soldier_a: CloudSoldier, queued_vm: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    primed(soldier_a.client, queued_vm.pk, "queued")
+    cache.delete(pollcache.auth_keys(soldier_a.soldier.user_id)[1])  # the next poll is a full one
+    original = KeystoneBackend.get_user
+
+    def load_then_revoke(self: KeystoneBackend, user_id: Any) -> Any:
+        user = original(self, user_id)  # the database still says: an active soldier
+        monkeypatch.setattr(KeystoneBackend, "get_user", original)
+        _deactivate_user(soldier_a.soldier)  # committed before the poll stores what it saw
+        return user
+
+    monkeypatch.setattr(KeystoneBackend, "get_user", load_then_revoke)
+    full = poll(soldier_a.client, queued_vm.pk, "queued")
+    assert full.status_code == 200  # approved by the database as it was
+    assert poll(soldier_a.client, queued_vm.pk, seen_of(full)).status_code == 302
