@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal import pollcache, services
 from portal.models import Instance, Operation, Soldier
 from portal.selfservice import poll as poll_module
+from portal.selfservice import views
 from portal.selfservice.access import get_instance_of
 from portal.selfservice.auth import KeystoneBackend
 from portal.services.sessions import end_portal_sessions
@@ -290,3 +291,24 @@ def test_a_revocation_while_a_poll_loads_the_user_leaves_no_cached_approval(
     full = poll(soldier_a.client, queued_vm.pk, "queued")
     assert full.status_code == 200  # approved by the database as it was
     assert poll(soldier_a.client, queued_vm.pk, seen_of(full)).status_code == 302
+
+
+def test_a_write_while_a_poll_reads_the_vm_makes_the_next_poll_a_full_one(
+    soldier_a: CloudSoldier, queued_vm: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = primed(soldier_a.client, queued_vm.pk, "queued")
+    Instance.objects.filter(pk=queued_vm.pk).update(name="first")
+    original = views.get_instance_of
+
+    def read_then_write(pk: int, *, soldier_id: int) -> Instance:
+        instance = original(pk, soldier_id=soldier_id)  # the card will show "first"
+        monkeypatch.setattr(views, "get_instance_of", original)
+        Instance.objects.filter(pk=pk).update(name="second")
+        return instance
+
+    monkeypatch.setattr(views, "get_instance_of", read_then_write)
+    stale = poll(soldier_a.client, queued_vm.pk, seen)
+    assert "first" in stale.content.decode()
+    fresh = poll(soldier_a.client, queued_vm.pk, seen_of(stale))
+    assert fresh.status_code == 200
+    assert "second" in fresh.content.decode()
