@@ -545,6 +545,8 @@ def main() -> int:
                 # Each kind has its own token cache: a catalog fetched through one relay must
                 # not send the other kind's calls through it.
                 "CACHE_URL": f"filecache://{work / ('cache-' + relay.name)}",
+                # ... but the sessions and the polls' versions are shared, as deployed.
+                "POLL_CACHE_URL": f"filecache://{work / 'cache-poll'}",
                 "OS_CLIENT_CONFIG_FILE": str(
                     relay.clouds_yaml(devcloud.clouds_yaml, work / f"clouds-{relay.name}.yaml")
                 ),

@@ -105,16 +105,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test-db.sqlite3")})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
-# A session read is a cache read (the database is asked on a miss only): a soldier's page polls
-# every 2 s, and loading the session from the database was a good part of each poll.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-# A poll that finds nothing new answers "unchanged" from the cache alone (portal/pollcache.py).
-# That needs a cache every process shares: the workers' writes must reach the web processes.
+CACHE_URL = env.str("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")
+CACHES = {
+    "default": env.cache_url_config(CACHE_URL),
+    # What the polls answer "unchanged" from (portal/pollcache.py) and the sessions: a cache every
+    # web and worker process shares, since a worker's write must reach the web processes and a
+    # logout on one web process every other one. The same cache unless POLL_CACHE_URL names one.
+    "poll": env.cache_url_config(env.str("POLL_CACHE_URL", default=CACHE_URL)),
+}
+# A poll that finds nothing new answers from that cache alone, and a session read is a read of it
+# (the database is asked on a miss only); loading the session and the user from the database was
+# a good half of each poll. A per-process cache cannot carry either: the database then.
 POLL_FAST_PATH = env.bool(
     "POLL_FAST_PATH",
-    default=not CACHES["default"]["BACKEND"].endswith(("LocMemCache", "DummyCache")),
+    default=not CACHES["poll"]["BACKEND"].endswith(("LocMemCache", "DummyCache")),
 )
+SESSION_ENGINE = "django.contrib.sessions.backends." + ("cached_db" if POLL_FAST_PATH else "db")
+SESSION_CACHE_ALIAS = "poll"
 # How long a poll's cached versions and session checks live at most (the safety net; writes
 # drop them at once).
 POLL_CACHE_SECONDS = env.float("POLL_CACHE_SECONDS", default=60.0)

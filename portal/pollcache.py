@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 _VM = "cs:poll:vm:{}"
 _AUTH_GEN = "cs:poll:gen:{}"
 _AUTH = "cs:poll:auth:{}"
+
+
+def cache() -> Any:
+    """The cache every web and worker process shares (``CACHES["poll"]``, the sessions' too)."""
+    return caches["poll"]
 
 
 def vm_key(instance_id: int) -> str:
@@ -60,7 +65,7 @@ def _drop_after_commit(keys: list[str]) -> None:
         return
 
     def drop() -> None:
-        cache.delete_many(keys)
+        cache().delete_many(keys)
 
     # robust: a cache that is down must not stop the callbacks queued after this one (tasks
     # are enqueued on commit too); its readers fall through to the full path anyway.
@@ -81,10 +86,10 @@ def users_changed(user_ids: Iterable[Any]) -> None:
 
 
 def _token_for(key: str) -> str:
-    token = cache.get(key)
+    token = cache().get(key)
     if token is None:
         fresh = secrets.token_hex(8)
-        token = fresh if cache.add(key, fresh, _ttl()) else cache.get(key, fresh)
+        token = fresh if cache().add(key, fresh, _ttl()) else cache().get(key, fresh)
     return str(token)
 
 
@@ -103,7 +108,7 @@ def auth_remember(
 ) -> None:
     """Store what the full path just checked in the database, under the generation read first."""
     entry = (generation, session_hash, soldier_id, backend)
-    cache.set(auth_keys(user_id)[1], entry, _ttl())
+    cache().set(auth_keys(user_id)[1], entry, _ttl())
 
 
 # --- what single-row writes tell the pollers (bulk writes: the querysets in portal.models) ---

@@ -21,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import empty
@@ -99,7 +98,7 @@ def check(request: HttpRequest, pk: int) -> Check:
         return Check()
     generation_key, auth_key = pollcache.auth_keys(user_id)
     vm_key = pollcache.vm_key(pk)
-    found = cache.get_many([generation_key, auth_key, vm_key])
+    found = pollcache.cache().get_many([generation_key, auth_key, vm_key])
     version = found.get(vm_key)
     entry = found.get(auth_key)
     if entry is None or found.get(generation_key) is None:

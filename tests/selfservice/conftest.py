@@ -39,6 +39,7 @@ def _poll_fast_path(settings: Any) -> None:
     its per-process cache carries every invalidation. (Ids are never reused between tests, so
     entries left by an earlier test name nothing of this one.)"""
     settings.POLL_FAST_PATH = True
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 
 def browser() -> Client:
