@@ -23,6 +23,7 @@ phases and line them up with devcloud's request log. Credentials come from a fil
 from __future__ import annotations
 
 import argparse
+import html
 import itertools
 import json
 import random
@@ -155,7 +156,7 @@ class Soldier(FastHttpUser):
                 page.failure(f"home answered {page.status_code} without the card it needs")
                 raise locust.exception.StopUser()
             self.card_url = card.group(1) if card else ""
-            self.seen = seen.group(1) if seen else ""
+            self.seen = html.unescape(seen.group(1)) if seen else ""
 
     def _get(
         self, url: str, name: str, ok: tuple[int, ...] = (200,), **options: Any
@@ -183,7 +184,13 @@ class Soldier(FastHttpUser):
             return
         started = time.monotonic()
         if _card_phase.is_set():
-            self._get(self.card_url, "card poll", params={"seen": self.seen}, headers=HTMX)
+            # 200 with a new card, 204 while nothing changed; htmx sends the new card's seen next.
+            status, body = self._get(
+                self.card_url, "card poll", ok=(200, 204), params={"seen": self.seen}, headers=HTMX
+            )
+            news = SEEN.search(body) if status == 200 else None
+            if news is not None:
+                self.seen = html.unescape(news.group(1))
         else:
             self._get("/bench/bare", "bare view", headers=HTMX)
         gevent.sleep(max(0.0, started + POLL_SECONDS - time.monotonic()))
@@ -196,7 +203,7 @@ class Soldier(FastHttpUser):
         status, page = self._get("/", "home (after the start)")
         card, seen = CARD.search(page), SEEN.search(page)
         if status and card is not None and seen is not None:
-            self.card_url, self.seen = card.group(1), seen.group(1)
+            self.card_url, self.seen = card.group(1), html.unescape(seen.group(1))
             while True:
                 started = time.monotonic()
                 status, body = self._get(
@@ -209,12 +216,15 @@ class Soldier(FastHttpUser):
                 polls += 1
                 news = SEEN.search(body) if status in (200, 286) else None
                 if news is not None:
-                    self.seen = news.group(1)  # htmx swapped the new card in: its seen goes next
+                    # htmx swapped the new card in: its seen goes with the next poll.
+                    self.seen = html.unescape(news.group(1))
                 if status in (0, 286):
                     break
                 gevent.sleep(max(0.0, started + POLL_SECONDS - time.monotonic()))
         elif status and seen is not None:
-            self.seen = seen.group(1)  # the card does not poll: the VM is where it will stay
+            self.seen = html.unescape(
+                seen.group(1)
+            )  # the card does not poll: the VM is where it will stay
         else:
             status = 0  # no card on the page
         _done.append({"at": time.time(), "seen": self.seen, "polls": polls, "ok": bool(status)})

@@ -305,6 +305,8 @@ def kind_env(env: dict[str, str], devcloud: Any, relay: Relay) -> dict[str, str]
         # Each kind has its own token cache: a catalog fetched through one relay must
         # not send the other kind's calls through it.
         "CACHE_URL": f"filecache://{work / ('cache-' + relay.name)}",
+        # ... but the sessions and the polls' versions are shared, as deployed.
+        "POLL_CACHE_URL": env.get("POLL_CACHE_URL") or f"filecache://{work / 'cache-poll'}",
         "OS_CLIENT_CONFIG_FILE": str(
             relay.clouds_yaml(devcloud.clouds_yaml, work / f"clouds-{relay.name}.yaml")
         ),

@@ -110,7 +110,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test-db.sqlite3")})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+CACHE_URL = env.str("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")
+CACHES = {
+    "default": env.cache_url_config(CACHE_URL),
+    # What the polls answer "unchanged" from (portal/pollcache.py) and the sessions: a cache every
+    # web and worker process shares, since a worker's write must reach the web processes and a
+    # logout on one web process every other one. The same cache unless POLL_CACHE_URL names one.
+    "poll": env.cache_url_config(env.str("POLL_CACHE_URL", default=CACHE_URL)),
+}
+if CACHES["poll"]["BACKEND"].endswith("FileBasedCache"):
+    # Django's file cache lists its whole directory at every write once past MAX_ENTRIES (300 by
+    # default) and deletes a third: a company's sessions and cards alone are thousands of entries.
+    CACHES["poll"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
+# A poll that finds nothing new answers from that cache alone, and a session read is a read of it
+# (the database is asked on a miss only); loading the session and the user from the database was
+# a good half of each poll. A per-process cache cannot carry either: the database then.
+POLL_FAST_PATH = env.bool(
+    "POLL_FAST_PATH",
+    default=not CACHES["poll"]["BACKEND"].endswith(("LocMemCache", "DummyCache")),
+)
+SESSION_ENGINE = "django.contrib.sessions.backends." + ("cached_db" if POLL_FAST_PATH else "db")
+SESSION_CACHE_ALIAS = "poll"
+# How long a poll's cached versions and session checks live at most (the safety net; writes
+# drop them at once).
+POLL_CACHE_SECONDS = env.float("POLL_CACHE_SECONDS", default=60.0)
 
 TASKS = {
     "default": {

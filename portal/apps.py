@@ -1,5 +1,6 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -11,7 +12,7 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         # The engine's wiring, explicit and in one place: which kinds it runs, which task queues
         # an operation. (The task module imports the engine, never the reverse.)
-        from portal import metrics, tasks
+        from portal import metrics, pollcache, tasks
         from portal.operations import engine, registry
         from portal.operations.kinds import KIND_MODULES
 
@@ -19,6 +20,11 @@ class PortalConfig(AppConfig):
         engine.use_task(tasks.operation_run)
         # Every process counts its own requests and cloud calls for /metrics.
         metrics.install()
+        # Writes tell the pollers' cache (portal.pollcache) that a card or a session changed.
+        for label, receiver in pollcache.receivers():
+            model = apps.get_model(label)
+            for signal in (post_save, post_delete):
+                signal.connect(receiver, sender=model, dispatch_uid=f"pollcache:{label}")
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

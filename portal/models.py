@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +18,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
+
+from portal import pollcache
 
 # PowerState is re-exported: models, services and tests share the client's one enum.
 from portal.openstack.types import PowerState as PowerState
@@ -57,7 +60,68 @@ def seoul_today() -> date:
     return timezone.localdate(timezone=timezone.get_default_timezone())
 
 
-class SoldierQuerySet(models.QuerySet["Soldier"]):
+class _PollVersionedQuerySet(models.QuerySet[Any]):
+    """Bulk writes that bypass the model signals still tell the pollers (``portal.pollcache``).
+
+    ``update`` reads the ids it is about to touch first (one extra query): a conditional update
+    matches rows a caller cannot name beforehand, and a missed one would keep a card "unchanged".
+    """
+
+    # Which column names the VM (Instance: its pk) or the user (Soldier: user_id) a row is about.
+    _poll_field = "pk"
+
+    def _poll_changed(self, ids: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _poll_ids(self) -> list[Any]:
+        rows = self._chain()  # type: ignore[attr-defined]
+        rows.query.select_for_update = False
+        return list(rows.order_by().values_list(self._poll_field, flat=True))
+
+    def update(self, **kwargs: Any) -> int:
+        ids = self._poll_ids()
+        count = super().update(**kwargs)
+        if count:
+            moved = kwargs.get(self._poll_field) or kwargs.get(f"{self._poll_field}_id")
+            self._poll_changed([*ids, getattr(moved, "pk", moved)])
+        return count
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        objs = list(objs)
+        count = super().bulk_update(objs, fields, batch_size=batch_size)
+        self._poll_changed([_attr(o, self._poll_field) for o in objs])
+        return count
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        made = super().bulk_create(objs, *args, **kwargs)
+        self._poll_changed([_attr(o, self._poll_field) for o in made])
+        return made
+
+
+def _attr(obj: Any, field: str) -> Any:
+    return obj.pk if field == "pk" else getattr(obj, f"{field}_id", None)
+
+
+class InstanceQuerySet(_PollVersionedQuerySet):
+    def _poll_changed(self, ids: list[Any]) -> None:
+        pollcache.vms_changed(ids)
+
+
+class OperationVersionedQuerySet(_PollVersionedQuerySet):
+    _poll_field = "instance"
+
+    def _poll_changed(self, ids: list[Any]) -> None:
+        pollcache.vms_changed(ids)
+
+
+class SoldierVersionedQuerySet(_PollVersionedQuerySet):
+    _poll_field = "user"
+
+    def _poll_changed(self, ids: list[Any]) -> None:
+        pollcache.users_changed(ids)
+
+
+class SoldierQuerySet(SoldierVersionedQuerySet):
     def discharge_warning(self, *, today: date | None = None) -> SoldierQuerySet:
         """Soldiers in their last DISCHARGE_WARNING_DAYS days of cloud access (for staff lists)."""
         return self.discharge_within(days=settings.DISCHARGE_WARNING_DAYS, today=today)
@@ -305,6 +369,8 @@ class Instance(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
+    objects = InstanceQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("instance")
         verbose_name_plural = _("instances")
@@ -422,7 +488,7 @@ class Batch(models.Model):
         return 100 if not self.total else int(100 * self.done / self.total)
 
 
-class OperationQuerySet(models.QuerySet["Operation"]):
+class OperationQuerySet(OperationVersionedQuerySet):
     def active(self) -> OperationQuerySet:
         return self.filter(state__in=Operation.ACTIVE_STATES)
 

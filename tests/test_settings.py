@@ -62,6 +62,14 @@ def test_database_and_cache_come_from_urls(child_env: dict[str, str]) -> None:
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["name"] == "codesquare"
     assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    # Its client library is installed: making the client connects to nothing yet.
+    made = run_manage(
+        "shell",
+        "-c",
+        "from django.core.cache import caches; print(caches['default']._cache)",
+        env=child_env,
+    )
+    assert made.returncode == 0, made.stderr
     assert values["hosts"] == ["a.example", "b.example"]
 
 
@@ -92,3 +100,25 @@ def test_behind_the_proxy_lockouts_and_metrics_read_the_address_the_proxy_append
         ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"],
         "portal.clientaddress.client_address",
     ]
+
+
+_POLL = (
+    "from django.conf import settings as s; "
+    "print(s.POLL_FAST_PATH, s.POLL_CACHE_SECONDS, s.SESSION_ENGINE.rsplit('.', 1)[-1])"
+)
+
+
+def test_polls_answer_from_the_cache_only_when_every_process_shares_it(
+    child_env: dict[str, str],
+) -> None:
+    def poll_settings(**env: str) -> str:
+        result = run_manage("shell", "-c", _POLL, env={**child_env, **env})
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert poll_settings() == "True 60.0 cached_db"  # the file cache: one machine's processes
+    # A per-process cache can carry neither a worker's writes nor a logout: the database.
+    assert poll_settings(CACHE_URL="locmemcache://") == "False 60.0 db"
+    assert poll_settings(CACHE_URL="redis://127.0.0.1:6379/1") == "True 60.0 cached_db"
+    assert poll_settings(POLL_CACHE_URL="locmemcache://") == "False 60.0 db"
+    assert poll_settings(POLL_FAST_PATH="false", POLL_CACHE_SECONDS="5") == "False 5.0 db"

@@ -35,6 +35,8 @@ def live_response(
         "poll_url": _without_seen(request),
     }
     if getattr(request, "htmx", False):
+        # Counted by whether the milestone moved; every one renders afresh (the card's polls
+        # have a true "unchanged" answer, portal/selfservice/poll.py; staff are few).
         match = request.resolver_match
         record_poll(match.view_name if match else template, changed=context["announce"])
     if not getattr(request, "htmx", False):

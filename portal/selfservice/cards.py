@@ -6,7 +6,9 @@ operation (one join) and its last operation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +20,14 @@ from portal.models import Instance, Operation, Soldier
 from portal.openstack.types import ServerStatus
 from portal.operations import registry
 from portal.services.selfservice import soldier_delete_allowed
-from portal.status import Audience, MergedStatus, StatusKey, merged_status
+from portal.status import (
+    Audience,
+    MergedStatus,
+    StatusKey,
+    build_slow_after,
+    merged_status,
+    uptime,
+)
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ class Card:
             return ""
         return f"ssh {ssh_user(self.instance.image_name)}@{address}"
 
-    @property
+    @functools.cached_property
     def progress(self) -> tuple[int, int] | None:
         """(steps done, steps) of the operation under way, for ``<progress>``."""
         op = self.instance.pending_operation if self.instance.pending_action else None
@@ -224,7 +233,36 @@ class Card:
         if op is None:
             return ""
         action = op.params.get("action") if isinstance(op.params, dict) else None
-        return str(_ACTION_NAMES.get(str(action), op.get_kind_display()))
+        # get_kind_display only when needed: it hashes every choice's lazy label (a poll's cost).
+        name = _ACTION_NAMES.get(str(action))
+        return str(name if name is not None else op.get_kind_display())
+
+    @property
+    def last_operation_state(self) -> str:
+        """The last operation's state in words (the enum's label: cheaper than the display)."""
+        op = self.last_operation
+        if op is None:
+            return ""
+        try:
+            return str(Operation.State(op.state).label)
+        except ValueError:
+            return str(op.state)
+
+    def words_change_at(self, now: datetime) -> datetime | None:
+        """When the card's words change with the clock alone (None: not before something is
+        written): a build turns "slower than usual", an uptime ticks to its next minute."""
+        instance = self.instance
+        times: list[datetime] = []
+        if self.status.key == StatusKey.BUILDING:
+            # As portal.status._building_text decides it.
+            op = instance.pending_operation if instance.pending_action else None
+            started = getattr(op, "started_at", None) or instance.created_at
+            if started is not None and now - started <= build_slow_after():
+                times.append(started + build_slow_after())
+        up = uptime(instance, now=now) if self.running and instance.running_since else None
+        if up is not None:
+            times.append(now + timedelta(seconds=60 - up.total_seconds() % 60))
+        return min(times, default=None)
 
 
 def _actions(status: MergedStatus) -> list[Action]:

@@ -19,6 +19,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.signals import user_login_failed
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -29,11 +30,16 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from portal import services
+from portal import pollcache, services
 from portal.models import Instance, Operation, SshKey
 from portal.pollstats import record_poll
-from portal.selfservice import auth
-from portal.selfservice.access import get_instance_for_soldier, request_soldier, soldier_view
+from portal.selfservice import auth, poll
+from portal.selfservice.access import (
+    get_instance_for_soldier,
+    get_instance_of,
+    request_soldier,
+    soldier_view,
+)
 from portal.selfservice.cards import ACTIONS, card_for, cards_for
 from portal.selfservice.forms import (
     LoginForm,
@@ -149,19 +155,58 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html", context)
 
 
+def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """The card's live part, for htmx polling: 204 while nothing changed, the card otherwise,
+    with the stop-polling status (286) once the VM is stable.
+
+    The session is checked against the cache first (portal/selfservice/poll.py): when the cache
+    vouches for it, neither "unchanged" nor a changed card loads the user from the database.
+    """
+    checked = poll.check(request, pk)
+    if checked.unchanged:
+        record_poll("selfservice:vm_card", changed=False)
+        return poll.unchanged_response()
+    if checked.soldier_id is not None:
+        # The version is read before the VM is (see portal/pollcache.py).
+        version = checked.version or pollcache.vm_version(pk)
+        instance = get_instance_of(pk, soldier_id=checked.soldier_id)
+        return _card(request, instance, soldier_id=checked.soldier_id, version=version)
+    # Read before the user and the VM are: see portal/pollcache.py.
+    generation = poll.auth_generation(request)
+    return _vm_card(request, pk, generation, checked.version)
+
+
 @soldier_view
 @require_GET
-def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
-    """The card's live part, for htmx polling; stops the polling (286) once the VM is stable."""
-    card = card_for(get_instance_for_soldier(request, pk))
-    context = {"card": card, "seen": request.GET.get("seen", "")}
-    record_poll("selfservice:vm_card", changed=context["seen"] != card.status.key)
-    response = render(request, "portal/home.html#vm-card", context)
-    if not card.poll:
-        stop = HttpResponseStopPolling(response.content)
-        stop["Content-Type"] = response["Content-Type"]
-        return stop
-    return response
+def _vm_card(
+    request: HttpRequest, pk: int, generation: str | None, version: str | None
+) -> HttpResponse:
+    soldier = request_soldier(request)
+    poll.remember_auth(request, generation, soldier)
+    if pollcache.enabled():
+        version = version or pollcache.vm_version(pk)
+    instance = get_instance_for_soldier(request, pk)
+    return _card(request, instance, soldier_id=soldier.pk, version=version or "")
+
+
+def _card(
+    request: HttpRequest, instance: Instance, *, soldier_id: int, version: str
+) -> HttpResponse:
+    card = card_for(instance)
+    seen = request.GET.get("seen", "")
+    context = {
+        "card": card,
+        "seen": poll.seen_key(seen) if seen else "",
+        "seen_value": poll.seen_value(
+            card, soldier_id=soldier_id, version=version, now=timezone.now()
+        )
+        if version
+        else "",
+    }
+    # The card's partial reads nothing of the request: no context processors (a tenth of a poll).
+    content = render_to_string("portal/home.html#vm-card", context)
+    record_poll("selfservice:vm_card", changed=True)
+    return HttpResponse(content) if card.poll else HttpResponseStopPolling(content)
 
 
 @soldier_view

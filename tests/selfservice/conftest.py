@@ -33,6 +33,15 @@ def _static_files_without_a_manifest(settings: Any) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _poll_fast_path(settings: Any) -> None:
+    """The polls answer from the cache as deployed: the test process is the only one writing, so
+    its per-process cache carries every invalidation. (Ids are never reused between tests, so
+    entries left by an earlier test name nothing of this one.)"""
+    settings.POLL_FAST_PATH = True
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+
 def browser() -> Client:
     """A browser that reads English (the default language of the portal is Korean)."""
     return Client(HTTP_ACCEPT_LANGUAGE="en")
