@@ -222,9 +222,8 @@ class Soldier(FastHttpUser):
                     break
                 gevent.sleep(max(0.0, started + POLL_SECONDS - time.monotonic()))
         elif status and seen is not None:
-            self.seen = html.unescape(
-                seen.group(1)
-            )  # the card does not poll: the VM is where it will stay
+            # The card does not poll: the VM is where it will stay.
+            self.seen = html.unescape(seen.group(1))
         else:
             status = 0  # no card on the page
         _done.append({"at": time.time(), "seen": self.seen, "polls": polls, "ok": bool(status)})
