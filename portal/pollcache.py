@@ -23,6 +23,7 @@ between the web and worker processes; ``settings.POLL_FAST_PATH`` is off for a p
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -57,7 +58,10 @@ def enabled() -> bool:
 
 
 def _ttl() -> float:
-    return float(settings.POLL_CACHE_SECONDS)
+    # Spread between half and all of POLL_CACHE_SECONDS: entries primed together (a whole unit's
+    # cards after a morning start) would otherwise all expire in the same second, and every one
+    # of those polls would take the full path at once.
+    return float(settings.POLL_CACHE_SECONDS) * random.uniform(0.5, 1.0)  # noqa: S311 (no secret)
 
 
 def _drop_after_commit(keys: list[str]) -> None:

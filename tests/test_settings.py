@@ -116,9 +116,9 @@ def test_polls_answer_from_the_cache_only_when_every_process_shares_it(
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
 
-    assert poll_settings() == "True 60.0 cached_db"  # the file cache: one machine's processes
+    assert poll_settings() == "True 300.0 cached_db"  # the file cache: one machine's processes
     # A per-process cache can carry neither a worker's writes nor a logout: the database.
-    assert poll_settings(CACHE_URL="locmemcache://") == "False 60.0 db"
-    assert poll_settings(CACHE_URL="redis://127.0.0.1:6379/1") == "True 60.0 cached_db"
-    assert poll_settings(POLL_CACHE_URL="locmemcache://") == "False 60.0 db"
+    assert poll_settings(CACHE_URL="locmemcache://") == "False 300.0 db"
+    assert poll_settings(CACHE_URL="redis://127.0.0.1:6379/1") == "True 300.0 cached_db"
+    assert poll_settings(POLL_CACHE_URL="locmemcache://") == "False 300.0 db"
     assert poll_settings(POLL_FAST_PATH="false", POLL_CACHE_SECONDS="5") == "False 5.0 db"

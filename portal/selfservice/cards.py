@@ -156,8 +156,20 @@ class Card:
 
     @property
     def poll(self) -> bool:
-        """Whether the card keeps asking for news: while something is under way only."""
+        """Whether the card asks for news often: while something is under way."""
         return self.status.transitional
+
+    @property
+    def watch(self) -> bool:
+        """Whether the card asks for news at all: every VM that still exists may change by
+        someone else's hand (staff, a schedule, the cloud), and an open page should show it."""
+        return self.status.key != StatusKey.DELETED
+
+    @property
+    def poll_seconds(self) -> int:
+        """How often the card asks: every 2 s while under way, else CARD_IDLE_POLL_SECONDS
+        (an idle card's "nothing new" costs about a bare request: portal/selfservice/poll.py)."""
+        return 2 if self.poll else int(settings.CARD_IDLE_POLL_SECONDS)
 
     # What the templates ask of the status, so they compare no status key themselves.
     @property

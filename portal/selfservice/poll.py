@@ -29,10 +29,11 @@ from django.utils.translation import get_language
 from portal import pollcache
 from portal.models import Soldier
 from portal.selfservice.cards import Card
-from portal.status import TRANSITIONAL_KEYS
+from portal.status import StatusKey
 
 _SALT = "portal.selfservice.poll.seen"
-_POLLED_KEYS = frozenset(str(k) for k in TRANSITIONAL_KEYS)
+# A deleted VM's card stops polling (286): only the full view answers for one, with its content.
+_WATCHED_KEYS = frozenset(str(k) for k in StatusKey if k != StatusKey.DELETED)
 
 
 def _mac(pk: int, soldier_id: Any, version: str, key: str, until: str) -> str:
@@ -65,9 +66,7 @@ def _still_current(seen: str, pk: int, soldier_id: Any, version: str | None) -> 
     if version is None or len(parts) != 3:
         return False
     key, until, mac = parts
-    # A settled card stops polling (286) and is not asked about again: only the full view may
-    # answer for one, with its content.
-    if key not in _POLLED_KEYS or not until.isdigit():
+    if key not in _WATCHED_KEYS or not until.isdigit():
         return False
     if until != "0" and time.time() >= int(until):
         return False

@@ -156,8 +156,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
-    """The card's live part, for htmx polling: 204 while nothing changed, the card otherwise,
-    with the stop-polling status (286) once the VM is stable.
+    """The card's live part, for htmx polling: 204 while nothing changed, the card otherwise
+    (asking every 2 s while the VM is under way, every CARD_IDLE_POLL_SECONDS at rest), with the
+    stop-polling status (286) once the VM is deleted.
 
     The session is checked against the cache first (portal/selfservice/poll.py): when the cache
     vouches for it, neither "unchanged" nor a changed card loads the user from the database.
@@ -206,7 +207,7 @@ def _card(
     # The card's partial reads nothing of the request: no context processors (a tenth of a poll).
     content = render_to_string("portal/home.html#vm-card", context)
     record_poll("selfservice:vm_card", changed=True)
-    return HttpResponse(content) if card.poll else HttpResponseStopPolling(content)
+    return HttpResponse(content) if card.watch else HttpResponseStopPolling(content)
 
 
 @soldier_view

@@ -168,8 +168,29 @@ def test_a_staff_action_and_the_engine_running_it_change_the_answer(
 
     tasks()  # the engine's steps: the stop goes through
     done = poll(soldier_a.client, running_vm.pk, seen_of(queued))
-    assert done.status_code == 286  # settled: htmx stops polling
+    assert done.status_code == 200  # settled: the card asks again, slowly
     assert ">Stopped<" in done.content.decode()
+    assert poll(soldier_a.client, running_vm.pk, seen_of(done)).status_code == 204
+    assert 'hx-trigger="every 20s"' in done.content.decode()
+
+    # A start by staff (or a schedule) reaches the open page at its next slow poll.
+    running_vm.refresh_from_db()
+    services.instance_power(instance=running_vm, action=Instance.Action.START)
+    started = poll(soldier_a.client, running_vm.pk, seen_of(done))
+    assert started.status_code == 200
+    assert 'hx-trigger="every 2s"' in started.content.decode()
+
+
+def test_a_deleted_vms_card_stops_polling(
+    soldier_a: CloudSoldier, running_vm: Instance, tasks: Any
+) -> None:
+    seen = primed(soldier_a.client, running_vm.pk, "running")
+    running_vm.refresh_from_db()
+    services.instance_delete(instance=running_vm)  # by staff
+    tasks()
+    gone = poll(soldier_a.client, running_vm.pk, seen)
+    assert gone.status_code == 286  # htmx stops polling: nothing will change any more
+    assert "hx-trigger" not in gone.content.decode()
 
 
 def test_a_status_change_from_the_reconciler_changes_the_answer(
@@ -181,7 +202,7 @@ def test_a_status_change_from_the_reconciler_changes_the_answer(
     services.cloud_reconcile()
     tasks()  # the pass mirrors what Nova says now: running, no task
     settled = poll(soldier_a.client, running_vm.pk, seen)
-    assert settled.status_code == 286
+    assert settled.status_code == 200
     assert ">Running<" in settled.content.decode()
 
 
