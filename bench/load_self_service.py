@@ -22,12 +22,15 @@ are shut off in devcloud (made through its bulk endpoint, mirrored by one reconc
 gunicorn runs with the production config's own worker count. After the logins and a bare-view
 phase of the same shape (``--baseline-time``, default 30 s; --ci 20 s), the bench starts every
 VM at once with one batch of starts through the service the console's "Start" action calls;
-the worker (one, as ``bin/run`` starts; ``--workers``) sends them to devcloud. Each soldier
-then opens ``/`` again and polls its card every 2 s with the page's ``seen`` value until it is
-stable (286). Printed: the time of each phase, the request figures, the polls' answers, the
-cloud calls, and PASS/FAIL against: no failed request, no cloud call by the web processes
-while polling, poll p99 at most 3x the bare view's, and every VM Running (mirror, devcloud and
-card). Results: ``bench/results/morning-start.md``.
+the worker (one, as ``bin/run`` starts; ``--workers``) sends them to devcloud. Each soldier's
+page, opened at login, stays open: its card asks with the page's ``seen`` value at the pace
+the last answer set (every 20 s at rest, every 2 s under way: 200 new card, 204 nothing new),
+until it shows the VM Running. Printed: the time of each phase, the request figures, the polls'
+answers, the cloud calls, and PASS/FAIL against: no failed request, no cloud call by the web
+processes while polling, poll p99 at most 3x that of a bare view asked beside the polls (every
+fourth poll of each soldier, so under the same load; the quiet bare-view phase's ratio is
+printed too), and every VM Running (mirror, devcloud and card). Results:
+``bench/results/morning-start.md``.
 
 Which process made each cloud call: the web processes and the worker each reach devcloud
 through their own recording loopback relay (their own clouds.yaml and token cache), and the
@@ -838,18 +841,27 @@ def morning_report(
         outcome["ready_at"],
     )
     bare = summarize(requests, ("bare view",), outcome["ready_at"], outcome["card_at"])
+    # Every card poll once the bare-view phase ended: before the start is queued the cards ask
+    # at their resting pace, then faster.
     morning = summarize(
-        requests, ("home (after the start)", "card poll"), queued_at, outcome["end_at"]
+        requests,
+        ("card poll", "bare view (during the start)"),
+        outcome["card_at"],
+        outcome["end_at"],
     )
     figures = {**logins, **bare, **morning}
-    poll, base = morning.get("card poll", {}), bare.get("bare view", {})
+    poll, quiet = morning.get("card poll", {}), bare.get("bare view", {})
+    # The ratio's baseline: the bare view asked beside the polls, under the same load (the
+    # worker running 500 starts, PostgreSQL, the polls' own rendering); the bare-view phase
+    # before it, on a machine doing nothing else, is printed too.
+    base = morning.get("bare view (during the start)", {})
     errors = sum(f["errors"] for f in figures.values())
     failed_logins = run.soldiers - int(outcome["logins_ok"])
     answers = Counter(
         str(r[4]) for r in requests if r[0] == "card poll" and r[1] is not None and not r[3]
     )
     done = outcome["done"]
-    running_cards = sum(1 for d in done if d["ok"] and d["seen"] == "running")
+    running_cards = sum(1 for d in done if d["ok"] and d["seen"].split(".", 1)[0] == "running")
     last_card = max((d["at"] for d in done), default=None)
     polls_each = sorted(d["polls"] for d in done)
     web_window = run.calls.get("web|window", Counter())
@@ -898,8 +910,24 @@ def morning_report(
     ratio = poll["p99"] / base["p99"] if poll and base else float("nan")
     if poll and base:
         out(
-            f"poll p99 / bare p99: {ratio:.2f}x ({poll['p99']:.0f} ms / {base['p99']:.0f} ms; "
-            f"limit {MORNING_P99_LIMIT:g}x); p50 {poll['p50'] / base['p50']:.2f}x"
+            f"poll p99 / bare p99 beside it: {ratio:.2f}x ({poll['p99']:.0f} ms / "
+            f"{base['p99']:.0f} ms; limit {MORNING_P99_LIMIT:g}x); p50 "
+            f"{poll['p50'] / base['p50']:.2f}x"
+        )
+    if poll and quiet:
+        out(
+            f"poll p99 / bare p99 of the quiet bare-view phase: {poll['p99'] / quiet['p99']:.2f}x "
+            f"({poll['p99']:.0f} ms / {quiet['p99']:.0f} ms; printed for comparison)"
+        )
+    slow = Counter(
+        int((r[1] - queued_at) // 5) * 5
+        for r in requests
+        if r[0] == "card poll" and r[1] is not None and r[2] > 10 * (quiet.get("p99") or 1)
+    )
+    if slow:
+        out(
+            "polls over 10x the bare p99, by when they were sent (s after the start was queued): "
+            + ", ".join(f"{at:+d}..{at + 5:+d}: {n}" for at, n in sorted(slow.items()))
         )
     out("")
     out("OpenStack calls (devcloud's request log, attributed through each process kind's relay):")
@@ -960,7 +988,9 @@ def morning_report(
     checks = {
         "0 errors (every request, every login)": errors == 0 and failed_logins == 0,
         "0 cloud calls by the web processes while polling": not web_window,
-        f"poll p99 <= {MORNING_P99_LIMIT:g} x bare p99": ratio <= MORNING_P99_LIMIT,
+        f"poll p99 <= {MORNING_P99_LIMIT:g} x the p99 of the bare view beside it": (
+            ratio <= MORNING_P99_LIMIT
+        ),
         "every VM Running (mirror, devcloud, every card), no start failed": (
             run.queued == run.soldiers
             and run.mirror_running == run.soldiers
