@@ -208,48 +208,57 @@ def _own_connection[**P, R](work: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def cloud_soldier(devcloud: Any, name: str, **server: str) -> tuple[Any, str, Any, str]:
+    """A soldier with a Keystone account (its password), a project and one devcloud server
+    (``server``: devcloud's bulk-server options): (soldier, password, project, server id)."""
+    from django.contrib.auth import get_user_model
+
+    from portal import cloud, services
+    from portal.models import Project
+
+    client = cloud.get_client()
+    domain = services.onboarding.domain_id()
+    user = get_user_model().objects.create_user(username=name)
+    soldier = services.soldier_create(user=user, service_number=name.upper(), name=name)
+    password = secrets.token_urlsafe(18)
+    account = client.create_user(
+        name=soldier.keystone_user_name,
+        domain_id=domain,
+        password=password,
+        description=services.onboarding.account_marker(soldier),
+    )
+    project_name = services.onboarding.project_name(soldier)
+    project_id = client.create_project(name=project_name, domain_id=domain).id
+    server_id = devcloud.faults.bulk_servers(
+        project_id=project_id,
+        count=1,
+        name_prefix=soldier.keystone_user_name,
+        user_id=account.id,
+        **server,
+    )[0]
+    soldier.keystone_user_id = account.id
+    soldier.state = soldier.State.ACTIVE
+    soldier.save(update_fields=["keystone_user_id", "state"])
+    project = Project.objects.create(
+        soldier=soldier, keystone_id=project_id, name=project_name, roles_granted=True
+    )
+    return soldier, password, project, server_id
+
+
 def make_pollers(count: int, devcloud: Any) -> list[dict[str, str]]:
     """``count`` soldiers with a Keystone account, a project and a server; their credentials.
 
     Their cards are held in "Building" (a launch operation waiting for ACTIVE, with no task
     behind it) so the page keeps polling all through the window, as during a long build.
     """
-    from django.contrib.auth import get_user_model
+    from portal import services
+    from portal.models import Instance, Operation
 
-    from portal import cloud, services
-    from portal.models import Instance, Operation, Project
-
-    client = cloud.get_client()
-    domain = services.onboarding.domain_id()
     template = services.vm_template_from_cloud(name="load")
 
     @_own_connection
     def one(n: int) -> dict[str, str]:
-        user = get_user_model().objects.create_user(username=f"load{n:04d}")
-        soldier = services.soldier_create(
-            user=user, service_number=f"LOAD-{n:04d}", name=f"load {n}"
-        )
-        password = secrets.token_urlsafe(18)
-        account = client.create_user(
-            name=soldier.keystone_user_name,
-            domain_id=domain,
-            password=password,
-            description=services.onboarding.account_marker(soldier),
-        )
-        name = services.onboarding.project_name(soldier)
-        project_id = client.create_project(name=name, domain_id=domain).id
-        server_id = devcloud.faults.bulk_servers(
-            project_id=project_id,
-            count=1,
-            name_prefix=soldier.keystone_user_name,
-            user_id=account.id,
-        )[0]
-        soldier.keystone_user_id = account.id
-        soldier.state = soldier.State.ACTIVE
-        soldier.save(update_fields=["keystone_user_id", "state"])
-        project = Project.objects.create(
-            soldier=soldier, keystone_id=project_id, name=name, roles_granted=True
-        )
+        soldier, password, project, server_id = cloud_soldier(devcloud, f"load{n:04d}")
         instance = Instance.objects.create(
             project=project,
             owner=soldier,
@@ -529,42 +538,15 @@ def make_sleepers(count: int, devcloud: Any) -> tuple[list[dict[str, str]], list
     worker's starts are real cloud calls; the mirrors are then filled by one reconcile pass, the
     portal's own way of learning a server's state. Returns (credentials, the instances' pks).
     """
-    from django.contrib.auth import get_user_model
+    from portal import services
+    from portal.models import Instance
 
-    from portal import cloud, services
-    from portal.models import Instance, Project
-
-    client = cloud.get_client()
-    domain = services.onboarding.domain_id()
     template = services.vm_template_from_cloud(name="morning")
 
     @_own_connection
     def one(n: int) -> tuple[dict[str, str], int]:
-        user = get_user_model().objects.create_user(username=f"morning{n:04d}")
-        soldier = services.soldier_create(
-            user=user, service_number=f"MORNING-{n:04d}", name=f"morning {n}"
-        )
-        password = secrets.token_urlsafe(18)
-        account = client.create_user(
-            name=soldier.keystone_user_name,
-            domain_id=domain,
-            password=password,
-            description=services.onboarding.account_marker(soldier),
-        )
-        name = services.onboarding.project_name(soldier)
-        project_id = client.create_project(name=name, domain_id=domain).id
-        server_id = devcloud.faults.bulk_servers(
-            project_id=project_id,
-            count=1,
-            name_prefix=soldier.keystone_user_name,
-            user_id=account.id,
-            status="SHUTOFF",
-        )[0]
-        soldier.keystone_user_id = account.id
-        soldier.state = soldier.State.ACTIVE
-        soldier.save(update_fields=["keystone_user_id", "state"])
-        project = Project.objects.create(
-            soldier=soldier, keystone_id=project_id, name=name, roles_granted=True
+        soldier, password, project, server_id = cloud_soldier(
+            devcloud, f"morning{n:04d}", status="SHUTOFF"
         )
         instance = Instance.objects.create(
             project=project,
