@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
-from portal.pollstats import record_poll
+from portal.metrics import record_poll_answer
 
 
 def live_response(
@@ -38,7 +38,7 @@ def live_response(
         # Counted by whether the milestone moved; every one renders afresh (the card's polls
         # have a true "unchanged" answer, portal/selfservice/poll.py; staff are few).
         match = request.resolver_match
-        record_poll(match.view_name if match else template, changed=context["announce"])
+        record_poll_answer(match.view_name if match else template, changed=context["announce"])
     if not getattr(request, "htmx", False):
         response = render(request, template, context)
     elif polling:

@@ -31,8 +31,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from portal import pollcache, services
+from portal.metrics import record_poll_answer
 from portal.models import Instance, Operation, SshKey
-from portal.pollstats import record_poll
 from portal.selfservice import auth, poll
 from portal.selfservice.access import (
     get_instance_for_soldier,
@@ -165,7 +165,7 @@ def vm_card(request: HttpRequest, pk: int) -> HttpResponse:
     """
     checked = poll.check(request, pk)
     if checked.unchanged:
-        record_poll("selfservice:vm_card", changed=False)
+        record_poll_answer("selfservice:vm_card", changed=False)
         return poll.unchanged_response()
     if checked.soldier_id is not None:
         # The version is read before the VM is (see portal/pollcache.py).
@@ -206,7 +206,7 @@ def _card(
     }
     # The card's partial reads nothing of the request: no context processors (a tenth of a poll).
     content = render_to_string("portal/home.html#vm-card", context)
-    record_poll("selfservice:vm_card", changed=True)
+    record_poll_answer("selfservice:vm_card", changed=True)
     return HttpResponse(content) if card.watch else HttpResponseStopPolling(content)
 
 
