@@ -208,6 +208,31 @@ def _own_connection[**P, R](work: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def start_site(
+    build_seconds: float, *, operation_poll_seconds: int
+) -> tuple[Any, dict[str, str], Path, list[Relay]]:
+    """devcloud and the portal's settings as in production (persistent connections, DEBUG off
+    so pages name their assets through the manifest), and a recording relay per process kind:
+    (devcloud, env, the work directory, [web relay, worker relay])."""
+    from django.core.management import call_command
+    from portal_site import setup
+
+    devcloud, env = setup(
+        build_seconds=build_seconds,
+        CONN_MAX_AGE="60",
+        OPERATION_POLL_SECONDS=str(operation_poll_seconds),
+        LOG_LEVEL="WARNING",
+    )
+    call_command("collectstatic", interactive=False, verbosity=0)
+    devcloud_port = int(urlsplit(devcloud.url).port or 0)
+    return (
+        devcloud,
+        env,
+        Path(env["VAR_DIR"]),
+        [Relay("web", devcloud_port), Relay("worker", devcloud_port)],
+    )
+
+
 def cloud_soldier(devcloud: Any, name: str, **server: str) -> tuple[Any, str, Any, str]:
     """A soldier with a Keystone account (its password), a project and one devcloud server
     (``server``: devcloud's bulk-server options): (soldier, password, project, server id)."""
@@ -647,22 +672,10 @@ def morning_start(args: argparse.Namespace) -> int:
     began = time.monotonic()
     run = Morning(soldiers=soldiers)
 
-    from portal_site import ROOT, free_port, setup, start_workers, stop
+    from portal_site import ROOT, free_port, start_workers, stop
 
-    # As .env.example has them for production: persistent connections, a wait step that looks
-    # at the cloud again every 2 s.
-    devcloud, env = setup(
-        build_seconds=MORNING_BUILD_SECONDS,
-        CONN_MAX_AGE="60",
-        OPERATION_POLL_SECONDS="2",
-        LOG_LEVEL="WARNING",
-    )
-    work = Path(env["VAR_DIR"])
-    from django.core.management import call_command
-
-    call_command("collectstatic", interactive=False, verbosity=0)
-    devcloud_port = int(urlsplit(devcloud.url).port or 0)
-    relays = [Relay("web", devcloud_port), Relay("worker", devcloud_port)]
+    # As .env.example has them for production: a wait step that looks at the cloud every 2 s.
+    devcloud, env, work, relays = start_site(MORNING_BUILD_SECONDS, operation_poll_seconds=2)
     processes: list[subprocess.Popen[bytes]] = []
     locust_out = work / "locust.json"
     ready_file, card_file, start_file = (work / n for n in ("ready", "card", "start"))
@@ -1057,22 +1070,10 @@ def main() -> int:
     os.environ["DATABASE_URL"] = database_url
     began = time.monotonic()
 
-    from portal_site import ROOT, free_port, setup, start_workers, stop
+    from portal_site import ROOT, free_port, start_workers, stop
 
-    # Persistent connections as .env.example recommends; the worker follows operations quickly.
-    devcloud, env = setup(
-        build_seconds=BUILD_SECONDS,
-        CONN_MAX_AGE="60",
-        OPERATION_POLL_SECONDS="1",
-        LOG_LEVEL="WARNING",
-    )
-    work = Path(env["VAR_DIR"])
-    from django.core.management import call_command
-
-    # DEBUG is off, as in production: pages name their assets through the manifest.
-    call_command("collectstatic", interactive=False, verbosity=0)
-    devcloud_port = int(urlsplit(devcloud.url).port or 0)
-    relays = [Relay("web", devcloud_port), Relay("worker", devcloud_port)]
+    # The worker follows operations quickly.
+    devcloud, env, work, relays = start_site(BUILD_SECONDS, operation_poll_seconds=1)
     processes: list[subprocess.Popen[bytes]] = []
     locust_out = work / "locust.json"
     ready_file = work / "locust.ready"
